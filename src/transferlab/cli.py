@@ -1,0 +1,342 @@
+"""The `transferlab` command line: models, tasks, run, report, results, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from transferlab.errors import TransferlabError
+
+app = typer.Typer(help="When something is learned on A, how much of it holds on B? "
+                       "Train LoRA adapters on sources, evaluate on every target, get the transfer matrix.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="List, inspect and prepare models.", no_args_is_help=True)
+tasks_app = typer.Typer(help="List, inspect and preview tasks.", no_args_is_help=True)
+results_app = typer.Typer(help="Export, import and show the tidy results table.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(results_app, name="results")
+out = Console()
+err = Console(stderr=True)
+
+DEMO_SPEC = Path(__file__).parent / "specs" / "demo.yaml"
+
+
+def _include(paths: list[Path] | None) -> None:
+    from transferlab.tasks.yaml_task import register_task_file
+
+    for p in paths or []:
+        register_task_file(p)
+
+
+IncludeOpt = typer.Option(None, "--include", "-I", help="A YAML task file to register (repeatable).")
+
+
+# ---- models ------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list() -> None:
+    """List the built-in models and whether they are installed and converted."""
+    from transferlab.models import BUILTIN_MODELS, DEFAULT_MODEL, converted_dir
+    from transferlab.packages import package_root
+
+    table = Table("name", "family", "installed", "converted", "description")
+    for m in BUILTIN_MODELS.values():
+        try:
+            package_root(m.distribution, m.install)
+            installed = "yes"
+        except TransferlabError:
+            installed = f"no: {m.install}"
+        converted = "yes" if (converted_dir(m) / "transferlab.json").exists() else "no"
+        table.add_row(m.name + (" (default)" if m.name == DEFAULT_MODEL else ""), m.family, installed, converted,
+                      m.description)
+    out.print(table)
+    out.print("Also accepted: a local Hugging Face model directory, or a hub id (from the local HF cache).")
+
+
+@models_app.command("pull")
+def models_pull(name: str = typer.Argument("smollm2-135m", help="Built-in model name."),
+                force: bool = typer.Option(False, help="Convert again even if cached."),
+                cache: Optional[Path] = typer.Option(None, help="Cache directory (default $TRANSFERLAB_CACHE "
+                                                                 "or ~/.cache/transferlab).")) -> None:
+    """Convert a bundled GGUF model into the safetensors cache (done once; later loads take < 2 s)."""
+    from transferlab.models import pull
+
+    start = time.perf_counter()
+    with err.status(f"converting {name} (dequantising GGUF, ~30 s the first time)"):
+        where = pull(name, cache, force=force)
+    out.print(f"{name} ready in {where} ({time.perf_counter() - start:.1f} s)")
+
+
+@models_app.command("info")
+def models_info(name: str = typer.Argument("smollm2-135m", help="Model reference."),
+                device: str = typer.Option("auto", help="cpu, cuda, or auto."),
+                dtype: str = typer.Option("auto", help="float32, bfloat16, float16, or auto.")) -> None:
+    """Load a model and show its architecture, size, identity and load time."""
+    from transferlab.models import load
+
+    m = load(name, device=device, dtype=dtype)
+    cfg = m.model.config
+    params = sum(p.numel() for p in m.model.parameters())
+    info = {"name": m.name, "kind": m.ref.kind, "identity": m.identity, "architecture": cfg.model_type,
+            "layers": cfg.num_hidden_layers, "hidden_size": cfg.hidden_size, "parameters": params,
+            "vocab_size": cfg.vocab_size, "device": m.device, "dtype": str(m.dtype).replace("torch.", ""),
+            "chat_template": bool(getattr(m.tokenizer, "chat_template", None)), "load_seconds": round(m.load_seconds, 2)}
+    out.print_json(json.dumps(info))
+
+
+# ---- tasks -------------------------------------------------------------------------------
+@tasks_app.command("list")
+def tasks_list(counts: bool = typer.Option(False, "--counts", help="Load every task to count its examples "
+                                                                    "(slower)."),
+               domain: Optional[str] = typer.Option(None, help="Only tasks of this domain."),
+               include: Optional[list[Path]] = IncludeOpt) -> None:
+    """List the registered tasks (with example counts per split when --counts)."""
+    from transferlab.tasks import SPLITS, get_task, task_names
+
+    _include(include)
+    table = Table("task", "domain", "type", "primary metric", *([*SPLITS] if counts else []))
+    for name in task_names():
+        task = get_task(name)
+        if domain and task.domain != domain:
+            continue
+        extra = []
+        if counts:
+            try:
+                extra = [str(len(task.examples(s))) for s in SPLITS]
+            except TransferlabError as e:
+                extra = [f"unavailable: {e}", "", ""]
+        table.add_row(name, task.domain, task.output_type, task.primary_metric, *extra)
+    out.print(table)
+
+
+@tasks_app.command("show")
+def tasks_show(name: str, include: Optional[list[Path]] = IncludeOpt) -> None:
+    """Show a task's settings and example counts per split."""
+    from transferlab.tasks import get_task
+
+    _include(include)
+    out.print_json(json.dumps(get_task(name).summary(), default=str))
+
+
+@tasks_app.command("preview")
+def tasks_preview(name: str, split: str = typer.Option("test", help="train, dev or test."),
+                  n: int = typer.Option(2, help="How many examples."),
+                  model: Optional[str] = typer.Option(None, help="Render with this model's chat template."),
+                  include: Optional[list[Path]] = IncludeOpt) -> None:
+    """Show the first examples of a split as the model sees them."""
+    from transferlab.tasks import get_task
+    from transferlab.tasks.prompts import render_context
+
+    _include(include)
+    task = get_task(name)
+    tokenizer = None
+    if model:
+        from transferlab.models import load
+
+        tokenizer = load(model).tokenizer
+    for e in task.examples(split)[:n]:
+        out.rule(f"{name} / {split} / {e.uid}")
+        out.print(render_context(task, e, tokenizer) if tokenizer else e.prompt, markup=False, highlight=False)
+        if e.choices:
+            out.print(f"choices: {list(e.choices)}  answer: {e.answer}", markup=False)
+        out.print(f"target: {e.target!r}", markup=False, highlight=False)
+
+
+# ---- one-off evaluate and train ----------------------------------------------------------
+@app.command()
+def evaluate(task: str = typer.Argument(..., help="Task name."),
+             model: str = typer.Option("smollm2-135m", help="Model reference."),
+             adapter: Optional[Path] = typer.Option(None, help="A PEFT adapter directory to apply."),
+             split: str = typer.Option("test", help="train, dev or test."),
+             limit: int = typer.Option(0, help="Evaluate only the first N examples (0 = all)."),
+             batch_size: int = typer.Option(16, help="Examples per batch."),
+             max_new_tokens: int = typer.Option(0, help="Cap on generated tokens (0 = the task's own)."),
+             bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the CI."),
+             device: str = typer.Option("auto"), dtype: str = typer.Option("auto"),
+             save: Optional[Path] = typer.Option(None, help="Write per-example scores and outputs to this JSON."),
+             include: Optional[list[Path]] = IncludeOpt) -> None:
+    """Score one model (optionally with an adapter) on one task, with bootstrap CIs."""
+    from rich.progress import Progress
+
+    from transferlab import adapters
+    from transferlab.analysis import bootstrap_mean
+    from transferlab.evaluate import evaluate_task, request_count
+    from transferlab.models import load
+    from transferlab.tasks import get_task
+
+    _include(include)
+    t = get_task(task)
+    examples = t.examples(split)[: limit or None]
+    m = load(model, device=device, dtype=dtype)
+    start = time.perf_counter()
+    with Progress(console=err) as bars, adapters.applied(m.model, adapter) as net:
+        bar = bars.add_task(f"{task} ({len(examples)} examples)", total=request_count(t, examples))
+        result = evaluate_task(net, m.tokenizer, t, examples, split=split, batch_size=batch_size,
+                               max_new_tokens=max_new_tokens or None, progress=lambda k: bars.advance(bar, k))
+    table = Table("task", "metric", "value", "95% CI", "n")
+    for metric in t.metrics:
+        est = bootstrap_mean(result.scores[metric], bootstrap)
+        table.add_row(task, metric, f"{est.value:.4f}", f"[{est.ci_low:.4f}, {est.ci_high:.4f}]", str(est.n))
+    out.print(table)
+    out.print(f"{m.name}{' + ' + str(adapter) if adapter else ''}, split {split}, "
+              f"{time.perf_counter() - start:.0f} s")
+    if save:
+        save.write_text(json.dumps(result.to_json()))
+
+
+@app.command()
+def train(task: str = typer.Argument(..., help="Source task to train on (its train split)."),
+          out_dir: Path = typer.Option(..., "--out", help="Where to save the PEFT adapter."),
+          model: str = typer.Option("smollm2-135m", help="Model reference."),
+          examples: int = typer.Option(256, help="Training examples (0 = the whole train split)."),
+          steps: int = typer.Option(0, help="Optimizer steps (0 = one epoch)."),
+          rank: int = typer.Option(8), alpha: int = typer.Option(16),
+          target_modules: str = typer.Option("q_proj,v_proj", help="Comma-separated module names."),
+          learning_rate: float = typer.Option(2e-4), batch_size: int = typer.Option(8),
+          seed: int = typer.Option(0), device: str = typer.Option("auto"), dtype: str = typer.Option("auto"),
+          include: Optional[list[Path]] = IncludeOpt) -> None:
+    """Train one LoRA adapter with SFT (loss on the answer tokens only) and save it in PEFT format."""
+    from rich.progress import Progress
+
+    from transferlab.models import load
+    from transferlab.tasks import get_task
+    from transferlab.train import TrainConfig, train_lora
+
+    _include(include)
+    t = get_task(task)
+    chosen = t.examples("train")[: examples or None]
+    config = TrainConfig(rank=rank, alpha=alpha, target_modules=tuple(target_modules.split(",")),
+                         learning_rate=learning_rate, steps=steps, batch_size=batch_size, seed=seed)
+    m = load(model, device=device, dtype=dtype)
+    with Progress(console=err) as bars:
+        bar = bars.add_task(f"train on {task}", total=steps or None)
+        result = train_lora(m, t, chosen, config, out_dir,
+                            progress=lambda s, loss: bars.update(bar, completed=s, description=f"loss {loss:.3f}"))
+    out.print(f"saved adapter to {out_dir}: {result.steps} steps, final loss {result.losses[-1]:.4f}, "
+              f"{result.tokens_per_second:.0f} answer tokens/s")
+
+
+# ---- studies -----------------------------------------------------------------------------
+@app.command()
+def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML)."),
+        output: Optional[Path] = typer.Option(None, "--out", help="Override the spec's output directory."),
+        no_report: bool = typer.Option(False, help="Skip drawing the report."),
+        dry_run: bool = typer.Option(False, help="Print the plan and stop.")) -> None:
+    """Run an experiment spec; only missing jobs run, so a killed run resumes where it stopped."""
+    import dataclasses
+
+    from transferlab.plan import plan_transfer
+    from transferlab.spec import load_spec
+    from transferlab.study import run_study
+
+    parsed = load_spec(spec)
+    if output:
+        parsed = dataclasses.replace(parsed, output=str(output))
+    if dry_run:
+        plan = plan_transfer(parsed)
+        out.print(f"plan: {plan.describe()}")
+        for job in plan.jobs:
+            out.print(f"  {job.kind:8s} {job.key}  {job.label}")
+        return
+    _, report, where = run_study(parsed, console=err)
+    if not no_report:
+        _report(where, parsed.name)
+    if report.failed:
+        err.print(f"[yellow]{len(report.failed)} jobs failed; see `transferlab results jobs {where}`[/]")
+
+
+def _report(run_dir: Path, title: str) -> list[Path]:
+    from transferlab.report import write_report
+    from transferlab.store import Store
+
+    written = write_report(Store(run_dir).results(), run_dir / "report", title=title)
+    out.print(f"report: {written[0]}")
+    for p in written[1:]:
+        out.print(f"figure: {p}")
+    return written
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run's output directory (holds results.sqlite)."),
+           title: str = typer.Option("Transfer study", help="Report title.")) -> None:
+    """Redraw the heatmaps and summary from the results table alone (no model is loaded)."""
+    if not (run_dir / "results.sqlite").exists():
+        raise TransferlabError(f"{run_dir} holds no results.sqlite: give the output directory of a run")
+    _report(run_dir, title)
+
+
+@app.command()
+def demo(output: Path = typer.Option(Path("demo-output"), "--out", help="Where to write the demo's outputs.")) -> None:
+    """A small real transfer study on the default model: adapters, matrix heatmap with CIs, summary."""
+    import dataclasses
+
+    from transferlab.spec import load_spec
+    from transferlab.study import run_study
+
+    start = time.perf_counter()
+    spec = dataclasses.replace(load_spec(DEMO_SPEC), output=str(output))
+    err.print(f"demo: {', '.join(spec.tasks)} on {spec.models[0]} (spec: {DEMO_SPEC})")
+    run_study(spec, console=err)
+    written = _report(output, "transferlab demo")
+    out.print(f"demo finished in {time.perf_counter() - start:.0f} s; outputs in {output.resolve()}")
+    _ = written
+
+
+# ---- results -----------------------------------------------------------------------------
+@results_app.command("export")
+def results_export(run_dir: Path = typer.Argument(..., help="A run's output directory."),
+                   path: Path = typer.Argument(..., help="Target file: .csv or .parquet.")) -> None:
+    """Write the tidy results table to CSV or Parquet."""
+    from transferlab.store import Store, export_results
+
+    out.print(f"wrote {export_results(Store(run_dir), path)} rows to {path}")
+
+
+@results_app.command("import")
+def results_import(run_dir: Path = typer.Argument(..., help="A run's output directory (created if needed)."),
+                   path: Path = typer.Argument(..., help="A tidy .csv or .parquet file.")) -> None:
+    """Read a tidy results table made by any tool into a run's results table."""
+    from transferlab.store import Store, import_results
+
+    out.print(f"imported {import_results(Store(run_dir), path)} rows from {path}")
+
+
+@results_app.command("show")
+def results_show(run_dir: Path = typer.Argument(..., help="A run's output directory."),
+                 metric: Optional[str] = typer.Option(None, help="Only this metric.")) -> None:
+    """Print the results table."""
+    from transferlab.store import Store
+
+    frame = Store(run_dir).results()
+    if metric:
+        frame = frame[frame["metric"] == metric]
+    out.print(frame.to_string(index=False))
+
+
+@results_app.command("jobs")
+def results_jobs(run_dir: Path = typer.Argument(..., help="A run's output directory.")) -> None:
+    """List the jobs of a run with their status (done, failed with the reason, skipped)."""
+    from transferlab.store import Store
+
+    table = Table("kind", "status", "seconds", "key", "detail")
+    for j in Store(run_dir).jobs():
+        table.add_row(j["kind"], j["status"], f"{j['seconds']:.0f}", j["key"], j["detail"][:120])
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except TransferlabError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted: finished jobs are kept; run the same command again to resume")
+        sys.exit(130)

@@ -1,0 +1,95 @@
+"""Executors run a list of jobs; the local one runs them in order in this process.
+
+A job whose artifact already exists (and is intact) is skipped, so re-running a spec
+does only what is missing, and a crash loses at most the job in flight. A failed job
+is recorded and the jobs that depend on it are skipped; the others still run.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from transferlab.errors import TransferlabError
+from transferlab.jobs import HANDLERS, Job, Runtime
+
+ARTIFACT_KIND = {"train": "adapter", "evaluate": "evaluation"}
+
+
+@dataclass
+class RunReport:
+    done: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[Job], runtime: Runtime) -> RunReport: ...
+
+
+def is_complete(job: Job, runtime: Runtime) -> bool:
+    return runtime.store.has(ARTIFACT_KIND[job.kind], job.key) and runtime.store.job_status(job.key) == "done"
+
+
+class LocalExecutor:
+    """Runs jobs one at a time in this process, with a progress bar and ETA."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False):
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+
+    def run(self, jobs: Sequence[Job], runtime: Runtime) -> RunReport:
+        report = RunReport()
+        bad: set[str] = set()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as bars:
+            overall = bars.add_task("[bold]jobs", total=len(jobs))
+            for job in jobs:
+                if is_complete(job, runtime):
+                    report.reused.append(job.key)
+                    bars.advance(overall)
+                    continue
+                missing = [d for d in job.deps if d in bad]
+                if missing:
+                    report.skipped[job.key] = f"depends on failed job {missing[0]}"
+                    runtime.store.record_job(job.key, job.kind, "skipped", report.skipped[job.key])
+                    bad.add(job.key)
+                    bars.advance(overall)
+                    continue
+                current = bars.add_task(job.label or job.key, total=None)
+
+                def tick(completed: float, total: float, note: str, _id=current) -> None:
+                    bars.update(_id, completed=completed, total=total,
+                                description=f"{job.label}{'  ' + note if note else ''}")
+
+                start = time.perf_counter()
+                try:
+                    summary = HANDLERS[job.kind](job, runtime, tick)
+                except TransferlabError as err:
+                    self._fail(job, runtime, report, bad, str(err), start)
+                except Exception as err:  # a bug or a broken input: keep the record, go on with the run
+                    detail = f"{type(err).__name__}: {err}"
+                    self._fail(job, runtime, report, bad, detail, start)
+                    self.console.print(traceback.format_exc(limit=3), style="dim")
+                else:
+                    seconds = time.perf_counter() - start
+                    runtime.store.record_job(job.key, job.kind, "done", str(summary), seconds)
+                    report.done.append(job.key)
+                    self.console.print(f"[green]done[/] {job.label} ({seconds:.0f} s) {summary}")
+                bars.remove_task(current)
+                bars.advance(overall)
+        return report
+
+    def _fail(self, job: Job, runtime: Runtime, report: RunReport, bad: set[str], detail: str, start: float) -> None:
+        report.failed[job.key] = detail
+        bad.add(job.key)
+        runtime.store.record_job(job.key, job.kind, "failed", detail, time.perf_counter() - start)
+        self.console.print(f"[red]failed[/] {job.label}: {detail}")

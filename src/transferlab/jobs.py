@@ -1,0 +1,118 @@
+"""Jobs: the serialisable units of work (train an adapter, evaluate on a task) and how to run them.
+
+A job is plain data (kind, key, params, deps) so any executor, local or distributed,
+can ship it; its key is the hash of everything that determines its output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferlab import models
+from transferlab.analysis import bootstrap_mean
+from transferlab.store import NONE, ResultRow, Store
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "train" | "evaluate"
+    key: str
+    params: dict[str, Any]
+    deps: tuple[str, ...] = ()
+    label: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        return cls(data["kind"], data["key"], data["params"], tuple(data["deps"]), data.get("label", ""))
+
+
+@dataclass
+class Runtime:
+    """What a worker holds while running jobs: the store and the models it has loaded (once each)."""
+
+    store: Store
+    device: str = "auto"
+    dtype: str = "auto"
+    bootstrap: int = 1000
+    loaded: dict[str, models.LoadedModel] = field(default_factory=dict)
+
+    def model(self, name: str) -> models.LoadedModel:
+        if name not in self.loaded:
+            self.loaded[name] = models.load(name, device=self.device, dtype=self.dtype)
+        return self.loaded[name]
+
+    def adapter_dir(self, key: str | None) -> Path | None:
+        return self.store.path("adapter", key) if key else None
+
+
+Tick = Callable[[float, float, str], None]  # (completed, total, note)
+
+
+def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
+    from transferlab.tasks import get_task
+    from transferlab.train import TrainConfig, train_lora
+
+    p = job.params
+    loaded = rt.model(p["model"])
+    task = get_task(p["task"])
+    examples = task.examples("train")
+    if p["train_examples"]:
+        examples = examples[: p["train_examples"]]
+    config = TrainConfig(**p["train"])
+    total = config.steps or None
+    with rt.store.writing("adapter", job.key, meta=p) as out:
+        result = train_lora(loaded, task, examples, config, out, init_adapter=rt.adapter_dir(p.get("init_adapter")),
+                            progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
+        (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": len(examples)}))
+    return {"steps": result.steps, "tokens_per_second": round(result.tokens_per_second, 1),
+            "final_loss": result.losses[-1] if result.losses else None}
+
+
+def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
+    from transferlab import adapters
+    from transferlab.evaluate import evaluate_task, request_count
+    from transferlab.tasks import get_task
+
+    p = job.params
+    loaded = rt.model(p["model"])
+    task = get_task(p["task"])
+    examples = task.examples(p["split"])
+    if p["eval_examples"]:
+        examples = examples[: p["eval_examples"]]
+    total = request_count(task, examples)
+    done = [0.0]
+
+    def progress(k: float) -> None:
+        done[0] += k
+        tick(done[0], total, "")
+
+    start = time.perf_counter()
+    with adapters.applied(loaded.model, rt.adapter_dir(p.get("adapter"))) as model:
+        result = evaluate_task(model, loaded.tokenizer, task, examples, split=p["split"],
+                               batch_size=p.get("batch_size", 16), max_new_tokens=p.get("max_new_tokens") or None,
+                               progress=progress)
+    with rt.store.writing("evaluation", job.key, meta=p) as out:
+        (out / "evaluation.json").write_text(json.dumps({**result.to_json(), "seconds": time.perf_counter() - start}))
+    rows = []
+    for metric in task.metrics:
+        est = bootstrap_mean(result.scores[metric], rt.bootstrap, seed=0)
+        rows.append(ResultRow(model=p["model"], learner=p.get("learner") or NONE, trained_on=p.get("trained_on") or NONE,
+                              evaluated_on=task.name, condition=p["condition"], seed=p["seed"], metric=metric,
+                              value=est.value, n=est.n, ci_low=est.ci_low, ci_high=est.ci_high))
+    rt.store.add_results(rows)
+    return {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
+
+
+HANDLERS: dict[str, Callable[[Job, Runtime, Tick], dict[str, Any]]] = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+}

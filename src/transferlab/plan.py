@@ -1,0 +1,125 @@
+"""Turn a spec into jobs: train once per source, evaluate every adapter and the base on every target.
+
+N sources and M targets cost N trainings and (N + 1) x M evaluations per model, seed
+and learner. Tasks whose data fails to load are written to an audit file and left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferlab import models
+from transferlab.errors import TransferlabError
+from transferlab.jobs import Job
+from transferlab.spec import Spec
+from transferlab.tasks import get_task, stable_hash
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (model, learner, trained_on, evaluated_on, condition, seed) cell and the evaluations behind it."""
+
+    model: str
+    learner: str | None
+    trained_on: str | None
+    evaluated_on: str
+    condition: str
+    seed: int
+    evaluation: str  # key of the evaluation artifact of this cell
+    baseline: str  # key of the baseline evaluation of the same target
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    audit: dict[str, str] = field(default_factory=dict)  # task -> why it was left out
+    tasks: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    cells: list[Cell] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(j.kind == kind for j in self.jobs)
+
+    def describe(self) -> str:
+        return (f"{self.count('train')} trainings and {self.count('evaluate')} evaluations "
+                f"({len(self.sources)} sources x {len(self.tasks)} targets)")
+
+
+def audit_tasks(names: list[str], split: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Load each task's data once; return (fingerprints, failures)."""
+    fingerprints, failures = {}, {}
+    for name in names:
+        try:
+            task = get_task(name)
+            fingerprints[name] = task.fingerprint()
+        except Exception as err:  # a data problem in one task must not stop the matrix
+            failures[name] = f"{type(err).__name__}: {err}"
+            continue
+        if not task.examples(split):
+            raise TransferlabError(f"task {name!r} has no {split} examples after splitting: "
+                                   "it cannot be a target; remove it from tasks")
+    return fingerprints, failures
+
+
+def write_audit(output: Path, audit: dict[str, str]) -> Path:
+    path = output / "audit.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"failed_tasks": audit}, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def plan_transfer(spec: Spec) -> Plan:
+    names = list(dict.fromkeys([*spec.tasks, *spec.sources]))
+    fingerprints, audit = audit_tasks(names, spec.eval_split)
+    targets = [t for t in spec.tasks if t in fingerprints]
+    sources = [s for s in spec.sources if s in fingerprints]
+    for s in sources:
+        if not get_task(s).examples("train"):
+            audit[s] = "no train examples"
+    sources = [s for s in sources if s not in audit]
+    b = spec.budgets
+    trainings: list[Job] = []
+    evaluations: dict[str, Job] = {}
+    cells: list[Cell] = []
+
+    def evaluation(model: str, identity: str, target: str, seed: int, adapter: str | None, learner: str | None,
+                   condition: str, source: str | None) -> str:
+        params = {"model": model, "task": target, "split": spec.eval_split, "eval_examples": b.eval_examples,
+                  "max_new_tokens": b.max_new_tokens, "batch_size": b.eval_batch_size, "seed": seed,
+                  "adapter": adapter, "learner": learner, "trained_on": source, "condition": condition}
+        # The baseline is greedy and untrained, so one evaluation serves every seed.
+        key = stable_hash("evaluate", identity, adapter, fingerprints[target], spec.eval_split, b.eval_examples,
+                          b.max_new_tokens)
+        who = f"{learner} trained on {source}" if adapter else "base model"
+        evaluations.setdefault(key, Job("evaluate", key, params, deps=(adapter,) if adapter else (),
+                                        label=f"eval {who} on {target}" + (f" (seed {seed})" if adapter else "")))
+        return key
+
+    for model_name in spec.models:
+        identity = models.model_identity(models.resolve(model_name))
+        for seed in spec.seeds:
+            baselines = {t: evaluation(model_name, identity, t, seed, None, None, "baseline", None) for t in targets}
+            if "baseline" in spec.conditions:
+                cells += [Cell(model_name, None, None, t, "baseline", seed, k, k) for t, k in baselines.items()]
+            for learner in spec.learners:
+                train_config = {**learner.train.to_dict(), "seed": seed}
+                for source in sources:
+                    wanted = {t: ("direct" if t == source else "transfer") for t in targets}
+                    wanted = {t: c for t, c in wanted.items() if c in spec.conditions}
+                    if not wanted:
+                        continue
+                    train_key = stable_hash("train", identity, fingerprints[source], train_config, b.train_examples)
+                    trainings.append(Job("train", train_key, {
+                        "model": model_name, "task": source, "train": train_config, "learner": learner.name,
+                        "train_examples": b.train_examples}, label=f"train {learner.name} on {source} (seed {seed})"))
+                    for target, condition in wanted.items():
+                        key = evaluation(model_name, identity, target, seed, train_key, learner.name, condition, source)
+                        cells.append(Cell(model_name, learner.name, source, target, condition, seed, key,
+                                          baselines[target]))
+    unique_trainings = list({j.key: j for j in trainings}.values())  # the same adapter is trained once
+    return Plan(unique_trainings + list(evaluations.values()), audit, targets, sources, cells)

@@ -1,0 +1,190 @@
+"""Figures and the Markdown summary of a transfer study, drawn from the results table only.
+
+Nothing here calls a model: `transferlab report RUN` redraws everything from
+`RUN/results.sqlite` (or from a tidy CSV/Parquet made by any tool).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab.errors import TransferlabError
+from transferlab.store import NONE
+
+
+def primary_metric(task: str, available: list[str]) -> str:
+    """The metric to show for a target: the task's primary one when the task is known here."""
+    try:
+        from transferlab.tasks import get_task
+
+        wanted = get_task(task).primary_metric
+        if wanted in available:
+            return wanted
+    except TransferlabError:
+        pass
+    return sorted(available)[0]
+
+
+def _seed_mean(frame: pd.DataFrame) -> pd.DataFrame:
+    """Average over seeds; CIs are averaged too and the seed spread is kept as `std`."""
+    keys = ["model", "learner", "trained_on", "evaluated_on", "condition", "metric"]
+    out = frame.groupby(keys, as_index=False).agg(value=("value", "mean"), std=("value", "std"),
+                                                  seeds=("seed", "nunique"), n=("n", "max"),
+                                                  ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"))
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def matrices(results: pd.DataFrame, model: str, learner: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, gains): rows are what was trained on ('base' first), columns are targets."""
+    frame = _seed_mean(results[results["model"] == model])
+    targets = sorted(frame["evaluated_on"].unique())
+    metric_of = {t: primary_metric(t, sorted(frame.loc[frame["evaluated_on"] == t, "metric"].unique()))
+                 for t in targets}
+    score_rows, gain_rows = [], []
+    for _, r in frame.iterrows():
+        base_metric = metric_of[r["evaluated_on"]]
+        is_base = r["condition"] == "baseline"
+        if not is_base and r["learner"] != learner:
+            continue
+        row = {"trained_on": "base" if is_base else r["trained_on"], "evaluated_on": r["evaluated_on"],
+               "metric": base_metric, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+               "std": r["std"], "seeds": r["seeds"], "n": r["n"]}
+        if r["metric"] == base_metric:
+            score_rows.append(row)
+        elif r["metric"] == f"gain:{base_metric}":
+            gain_rows.append(row)
+    return pd.DataFrame(score_rows), pd.DataFrame(gain_rows)
+
+
+def _fmt_ci(value: float, low: float, high: float, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NA"
+    sign = "+" if signed else ""
+    text = f"{value:{sign}.3f}"
+    if low is not None and not pd.isna(low):
+        text += f" [{low:{sign}.3f}, {high:{sign}.3f}]"
+    return text
+
+
+def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> None:
+    """An annotated heatmap with CIs; '*' marks a gain whose 95% CI excludes zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = sorted(cells["trained_on"].unique(), key=lambda r: (r != "base", r))
+    cols = sorted(cells["evaluated_on"].unique())
+    grid = np.full((len(rows), len(cols)), np.nan)
+    notes = [["" for _ in cols] for _ in rows]
+    for _, c in cells.iterrows():
+        i, j = rows.index(c["trained_on"]), cols.index(c["evaluated_on"])
+        grid[i, j] = c["value"]
+        star = "*" if diverging and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
+        notes[i][j] = f"{c['value']:+.3f}{star}\n[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if diverging else \
+            f"{c['value']:.3f}\n[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+    fig, ax = plt.subplots(figsize=(1.9 * len(cols) + 2.5, 0.9 * len(rows) + 2))
+    if diverging:
+        bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+        image = ax.imshow(grid, cmap="RdBu", vmin=-bound or -1, vmax=bound or 1)
+    else:
+        image = ax.imshow(grid, cmap="viridis")
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("evaluated on")
+    ax.set_ylabel("trained on")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if notes[i][j]:
+                ax.text(j, i, notes[i][j], ha="center", va="center", fontsize=8,
+                        color="black" if diverging else "white")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer study") -> list[Path]:
+    """Heatmaps and `summary.md` for every (model, learner) in the results table."""
+    if results.empty:
+        raise TransferlabError("the results table is empty: run the study first (transferlab run SPEC)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    lines = [f"# {title}", "",
+             "Scores are means over the evaluation examples with 95% bootstrap CIs; gains are paired differences "
+             "against the untrained base model on the same examples (`*`: the CI excludes zero). "
+             "Regenerate with `transferlab report RUN_DIR`.", ""]
+    trained = results[results["condition"] != "baseline"]
+    pairs = sorted(set(zip(trained["model"], trained["learner"]))) or \
+        [(m, NONE) for m in sorted(results["model"].unique())]
+    for model, learner in pairs:
+        scores, gains = matrices(results, model, learner)
+        stem = f"{model}_{learner}".replace("/", "_")
+        lines += [f"## {model} — learner `{learner}`", ""]
+        if not scores.empty:
+            path = out_dir / f"{stem}_scores.png"
+            heatmap(scores, path, f"{model}: scores ({learner})", diverging=False)
+            written.append(path)
+            lines += _table(scores, signed=False, caption=f"![scores]({path.name})")
+        if not gains.empty:
+            path = out_dir / f"{stem}_gain.png"
+            heatmap(gains, path, f"{model}: transfer gain over base ({learner})", diverging=True)
+            written.append(path)
+            lines += _table(gains, signed=True, caption=f"![transfer gain]({path.name})")
+            lines += _findings(gains)
+    summary = out_dir / "summary.md"
+    tmp = summary.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, summary)
+    return [summary, *written]
+
+
+def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
+    cols = sorted(cells["evaluated_on"].unique())
+    metric_of = {c: cells.loc[cells["evaluated_on"] == c, "metric"].iloc[0] for c in cols}
+    rows = sorted(cells["trained_on"].unique(), key=lambda r: (r != "base", r))
+    head = "| trained on \\ evaluated on | " + " | ".join(f"{c} ({metric_of[c]})" for c in cols) + " |"
+    out = [caption, "", head, "|" + "---|" * (len(cols) + 1)]
+    n_of = {c: int(cells.loc[cells["evaluated_on"] == c, "n"].max()) for c in cols}
+    for r in rows:
+        entries = []
+        for c in cols:
+            hit = cells[(cells["trained_on"] == r) & (cells["evaluated_on"] == c)]
+            if hit.empty:
+                entries.append("")
+                continue
+            h = hit.iloc[0]
+            star = "*" if signed and (h["ci_low"] > 0 or h["ci_high"] < 0) else ""
+            entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star)
+        out.append(f"| {r} | " + " | ".join(entries) + " |")
+    out += ["", "n per target: " + ", ".join(f"{c}: {n_of[c]}" for c in cols), ""]
+    return out
+
+
+def _findings(gains: pd.DataFrame) -> list[str]:
+    off = gains[gains["trained_on"] != gains["evaluated_on"]]
+    diag = gains[gains["trained_on"] == gains["evaluated_on"]]
+    out = ["Findings:"]
+    if not diag.empty:
+        sig = diag[diag["ci_low"] > 0]
+        out.append(f"- direct training helped its own task significantly in {len(sig)} of {len(diag)} tasks.")
+    if not off.empty:
+        best = off.sort_values("value").iloc[-1]
+        out.append(f"- largest transfer: {best['trained_on']} → {best['evaluated_on']}: "
+                   f"{_fmt_ci(best['value'], best['ci_low'], best['ci_high'], True)}.")
+        positive = off[off["ci_low"] > 0]
+        negative = off[off["ci_high"] < 0]
+        out.append(f"- significant positive transfer in {len(positive)} of {len(off)} off-diagonal cells, "
+                   f"negative in {len(negative)}" + (": " + ", ".join(
+                       f"{r.trained_on} → {r.evaluated_on}" for r in negative.itertuples()) if len(negative) else "")
+                   + ".")
+    return out + [""]

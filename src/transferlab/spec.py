@@ -1,0 +1,241 @@
+"""Experiment specs: a YAML file that says which models, tasks, learners and budgets to run.
+
+Every error names the file, the line and the field, and suggests the closest valid name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from transferlab.errors import TransferlabError, closest
+from transferlab.train import TrainConfig
+
+CONDITIONS = ("baseline", "transfer", "direct")
+
+
+class SpecError(TransferlabError):
+    """A spec problem, located at file:line."""
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """How much data and compute each job may use."""
+
+    train_examples: int = 256  # examples of the source's train split used for training (0 = all)
+    eval_examples: int = 200  # examples of the target's evaluation split (0 = all)
+    max_new_tokens: int = 0  # generation length cap (0 = the task's own)
+    eval_batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class Learner:
+    """A named way of learning from a source: for now a LoRA adapter trained with SFT."""
+
+    name: str
+    type: str
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    sources: tuple[str, ...]
+    learners: tuple[Learner, ...]
+    conditions: tuple[str, ...] = CONDITIONS
+    seeds: tuple[int, ...] = (0,)
+    budgets: Budgets = field(default_factory=Budgets)
+    eval_split: str = "test"
+    bootstrap: int = 1000  # bootstrap resamples for confidence intervals
+    output: str = "runs/experiment"
+    task_files: tuple[str, ...] = ()
+    device: str = "auto"
+    dtype: str = "auto"
+    source_file: str = "<spec>"
+
+
+TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"}
+BUDGET_FIELDS = {f.name for f in dataclasses.fields(Budgets)}
+LORA_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+class _Located:
+    """Maps a field path like ('learners', 0, 'rank') to its line in the file."""
+
+    def __init__(self, filename: str, text: str):
+        self.filename = filename
+        self.lines: dict[tuple[Any, ...], int] = {}
+        try:
+            root = yaml.compose(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = mark.line + 1 if mark else 1
+            raise SpecError(f"{filename}:{line}: not valid YAML: {getattr(err, 'problem', err)}") from None
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: Any, path: tuple[Any, ...]) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.lines[(*path, key.value)] = key.start_mark.line + 1
+                self._walk(value, (*path, key.value))
+                self.lines[(*path, key.value)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def error(self, path: tuple[Any, ...], message: str) -> SpecError:
+        line = self.lines.get(path) or self.lines.get(path[:-1]) or 1
+        where = ".".join(str(p) for p in path) or "(top level)"
+        return SpecError(f"{self.filename}:{line}: {where}: {message}")
+
+
+def _check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], at: _Located) -> None:
+    for key in data:
+        if key not in allowed:
+            near = closest(str(key), allowed)
+            hint = f"did you mean {near[0]!r}?" if near else f"valid fields: {', '.join(sorted(allowed))}"
+            raise at.error((*path, key), f"unknown field {key!r}: {hint}")
+
+
+def _names(value: Any, path: tuple[Any, ...], at: _Located) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
+        raise at.error(path, "expected a non-empty list of names")
+    return tuple(value)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file (structure and names; nothing is loaded or trained)."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"spec file {path} does not exist")
+    return parse_spec(path.read_text(), str(path))
+
+
+def parse_spec(text: str, filename: str = "<spec>") -> Spec:
+    at = _Located(filename, text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise at.error((), "a spec is a mapping of fields (name, models, tasks, ...)")
+    _check_keys(data, TOP_FIELDS, (), at)
+    for required in ("models", "tasks"):
+        if required not in data:
+            raise at.error((), f"missing required field {required!r}")
+    base = Path(filename).parent
+    task_files = tuple(str((base / f).resolve()) if not Path(f).is_absolute() else f
+                       for f in _names(data.get("task_files", []) or ["-"], ("task_files",), at) if f != "-")
+    _register_task_files(task_files, at)
+    tasks = _names(data["tasks"], ("tasks",), at)
+    sources = _names(data.get("sources", list(tasks)), ("sources",), at)
+    for key, names in (("tasks", tasks), ("sources", sources)):
+        _check_tasks(names, key, at)
+    models = _names(data["models"], ("models",), at)
+    _check_models(models, at)
+    conditions = _names(data.get("conditions", list(CONDITIONS)), ("conditions",), at)
+    for i, c in enumerate(conditions):
+        if c not in CONDITIONS:
+            near = closest(c, CONDITIONS)
+            raise at.error(("conditions", i), f"unknown condition {c!r}: " +
+                           (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(CONDITIONS)}"))
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or not seeds:
+        raise at.error(("seeds",), "expected a non-empty list of integers")
+    budgets = _budgets(data.get("budgets", {}) or {}, at)
+    learners = _learners(data.get("learners", [{"name": "lora", "type": "lora"}]), at)
+    split = data.get("eval_split", "test")
+    if split not in ("dev", "test"):
+        raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
+    return Spec(
+        name=str(data.get("name", Path(filename).stem)), models=models, tasks=tasks, sources=sources,
+        learners=learners, conditions=conditions, seeds=tuple(seeds), budgets=budgets, eval_split=split,
+        bootstrap=int(data.get("bootstrap", 1000)), output=str(data.get("output", f"runs/{Path(filename).stem}")),
+        task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
+        source_file=filename,
+    )
+
+
+def _register_task_files(files: tuple[str, ...], at: _Located) -> None:
+    from transferlab.tasks.yaml_task import register_task_file
+
+    for i, f in enumerate(files):
+        try:
+            register_task_file(f)
+        except TransferlabError as err:
+            raise at.error(("task_files", i), str(err)) from None
+
+
+def _check_tasks(names: tuple[str, ...], key: str, at: _Located) -> None:
+    from transferlab.tasks import get_task
+
+    for i, name in enumerate(names):
+        try:
+            get_task(name)
+        except TransferlabError as err:
+            raise at.error((key, i), str(err)) from None
+
+
+def _check_models(names: tuple[str, ...], at: _Located) -> None:
+    from transferlab.models import resolve
+
+    for i, name in enumerate(names):
+        try:
+            resolve(name)
+        except TransferlabError as err:
+            raise at.error(("models", i), str(err)) from None
+
+
+def _budgets(data: Any, at: _Located) -> Budgets:
+    if not isinstance(data, dict):
+        raise at.error(("budgets",), "expected a mapping such as {train_examples: 256, eval_examples: 200}")
+    _check_keys(data, BUDGET_FIELDS, ("budgets",), at)
+    for key, value in data.items():
+        if not isinstance(value, int) or value < 0:
+            raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
+    return Budgets(**data)
+
+
+def _coerce_numbers(item: dict[str, Any]) -> dict[str, Any]:
+    """YAML 1.1 reads `2e-4` as a string; accept it as the number the user meant."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    out = dict(item)
+    for key, value in item.items():
+        if isinstance(defaults.get(key), float) and isinstance(value, str):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def _learners(items: Any, at: _Located) -> tuple[Learner, ...]:
+    if not isinstance(items, list) or not items:
+        raise at.error(("learners",), "expected a non-empty list of learners, e.g. [{name: lora, type: lora, rank: 8}]")
+    learners = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise at.error(("learners", i), "expected a mapping with name, type and hyper-parameters")
+        item = dict(item)
+        name = str(item.pop("name", f"lora-{i}"))
+        kind = item.pop("type", "lora")
+        if kind != "lora":
+            raise at.error(("learners", i, "type"), f"unknown learner type {kind!r}: valid: 'lora'")
+        _check_keys(item, LORA_FIELDS, ("learners", i), at)
+        item = _coerce_numbers(item)
+        try:
+            config = TrainConfig(**item)
+        except (TransferlabError, TypeError) as err:
+            raise at.error(("learners", i), str(err)) from None
+        learners.append(Learner(name, kind, config))
+    names = [l.name for l in learners]
+    if len(set(names)) != len(names):
+        raise at.error(("learners",), f"learner names must be unique, got {names}")
+    return tuple(learners)

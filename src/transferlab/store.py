@@ -1,0 +1,224 @@
+"""The store: content-addressed artifacts on disk and the tidy results table in SQLite.
+
+An artifact is a directory named by the hash of everything that determines it. It is
+written into a temporary directory and renamed into place, with a manifest of the
+sha256 of every file, so a crash never leaves half an artifact and a corrupted one is
+detected and rebuilt instead of used. Results are committed one job at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from transferlab.errors import TransferlabError
+
+MANIFEST = "MANIFEST.json"
+RESULT_COLUMNS = ("model", "learner", "trained_on", "evaluated_on", "condition", "seed", "metric",
+                  "value", "n", "ci_low", "ci_high")
+RESULT_KEY = RESULT_COLUMNS[:7]
+NONE = "-"  # the trained_on / learner value of rows with no training (the baseline)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One row of the tidy results table (DESIGN.md): a metric of one cell."""
+
+    model: str
+    learner: str
+    trained_on: str
+    evaluated_on: str
+    condition: str
+    seed: int
+    metric: str
+    value: float
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_writable(root: Path, need_bytes: int = 50 << 20) -> None:
+    """Fail before any work starts if the output directory cannot take the run."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise TransferlabError(f"cannot write to output directory {root}: {err.strerror}; choose another with --out") from None
+    free = shutil.disk_usage(root).free
+    if free < need_bytes:
+        raise TransferlabError(f"output directory {root} has {free >> 20} MiB free, the run needs about "
+                               f"{need_bytes >> 20} MiB: free space or choose another directory")
+
+
+class Store:
+    """Artifacts under `root/artifacts/<kind>/<key>/` and results in `root/results.sqlite`."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "results.sqlite"
+        with self._db() as db:
+            db.execute(f"""CREATE TABLE IF NOT EXISTS results (
+                model TEXT, learner TEXT, trained_on TEXT, evaluated_on TEXT, condition TEXT, seed INTEGER,
+                metric TEXT, value REAL, n INTEGER, ci_low REAL, ci_high REAL, updated REAL,
+                PRIMARY KEY ({", ".join(RESULT_KEY)}))""")
+            db.execute("""CREATE TABLE IF NOT EXISTS jobs (
+                key TEXT PRIMARY KEY, kind TEXT, status TEXT, detail TEXT, seconds REAL, updated REAL)""")
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=60)
+        try:
+            with db:  # one transaction: committed on success, rolled back on error
+                yield db
+        finally:
+            db.close()
+
+    # ---- artifacts -------------------------------------------------------------------
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / "artifacts" / kind / key
+
+    def has(self, kind: str, key: str) -> bool:
+        """True if the artifact exists and every file matches its manifest; a corrupt one is removed."""
+        where = self.path(kind, key)
+        manifest = where / MANIFEST
+        if not manifest.exists():
+            return False
+        try:
+            files = json.loads(manifest.read_text())["files"]
+            intact = all((where / name).exists() and _sha256(where / name) == digest for name, digest in files.items())
+        except (ValueError, KeyError, OSError):
+            intact = False
+        if not intact:
+            shutil.rmtree(where, ignore_errors=True)
+        return intact
+
+    @contextmanager
+    def writing(self, kind: str, key: str, meta: dict[str, Any] | None = None) -> Iterator[Path]:
+        """A temporary directory that becomes the artifact only if the block finishes."""
+        final = self.path(kind, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.mkdir()
+        try:
+            yield tmp
+            files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            (tmp / MANIFEST).write_text(json.dumps({"kind": kind, "key": key, "files": files, "meta": meta or {},
+                                                    "created": time.time()}, indent=1, sort_keys=True))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def read_json(self, kind: str, key: str, name: str) -> Any:
+        return json.loads((self.path(kind, key) / name).read_text())
+
+    # ---- results ---------------------------------------------------------------------
+    def add_results(self, rows: Iterable[ResultRow]) -> int:
+        """Insert or replace rows (keyed by everything but the numbers), in one transaction."""
+        now = time.time()
+        values = [(*(getattr(r, c) for c in RESULT_COLUMNS), now) for r in rows]
+        with self._db() as db:
+            db.executemany(f"INSERT OR REPLACE INTO results ({', '.join(RESULT_COLUMNS)}, updated) "
+                           f"VALUES ({', '.join('?' * (len(RESULT_COLUMNS) + 1))})", values)
+        return len(values)
+
+    def results(self) -> Any:
+        """The tidy results table as a pandas DataFrame."""
+        import pandas as pd
+
+        with self._db() as db:
+            frame = pd.read_sql_query(f"SELECT {', '.join(RESULT_COLUMNS)} FROM results "
+                                      "ORDER BY model, condition, trained_on, evaluated_on, seed, metric", db)
+        return frame
+
+    def delete_results(self, **where: Any) -> None:
+        clause = " AND ".join(f"{k} = ?" for k in where)
+        with self._db() as db:
+            db.execute(f"DELETE FROM results WHERE {clause}", tuple(where.values()))
+
+    # ---- job records -----------------------------------------------------------------
+    def record_job(self, key: str, kind: str, status: str, detail: str = "", seconds: float = 0.0) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
+                       (key, kind, status, detail, seconds, time.time()))
+
+    def job_status(self, key: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT status FROM jobs WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            rows = db.execute("SELECT key, kind, status, detail, seconds FROM jobs ORDER BY updated").fetchall()
+        return [dict(zip(("key", "kind", "status", "detail", "seconds"), r)) for r in rows]
+
+
+def export_results(store: Store, path: Path) -> int:
+    """Write the results table as CSV or Parquet (by extension); returns the row count."""
+    frame = store.results()
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    elif path.suffix == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        raise TransferlabError(f"cannot export to {path.name}: use a .csv or .parquet file name")
+    os.replace(tmp, path)
+    return len(frame)
+
+
+def import_results(store: Store, path: Path) -> int:
+    """Read a tidy CSV/Parquet made by any tool into the results table; columns are checked first."""
+    import pandas as pd
+
+    if not path.exists():
+        raise TransferlabError(f"no such file: {path}")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c not in ("ci_low", "ci_high")]
+    if missing:
+        raise TransferlabError(f"{path.name} lacks the columns {', '.join(missing)}: a tidy results table has "
+                               f"{', '.join(RESULT_COLUMNS)}")
+    rows = []
+    for line, record in enumerate(frame.to_dict("records"), start=2):
+        try:
+            rows.append(ResultRow(
+                model=str(record["model"]), learner=str(record["learner"]), trained_on=str(record["trained_on"]),
+                evaluated_on=str(record["evaluated_on"]), condition=str(record["condition"]),
+                seed=int(record["seed"]), metric=str(record["metric"]), value=float(record["value"]),
+                n=int(record["n"]), ci_low=_optional_float(record.get("ci_low")),
+                ci_high=_optional_float(record.get("ci_high"))))
+        except (TypeError, ValueError) as err:
+            raise TransferlabError(f"{path.name} row {line}: {err}; fix that row and import again") from None
+    return store.add_results(rows)
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
+def row_dict(row: ResultRow) -> dict[str, Any]:
+    return asdict(row)

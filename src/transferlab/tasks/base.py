@@ -1,0 +1,142 @@
+"""What a task is: examples, a prompt, a scorer and deterministic hash splits.
+
+A task never depends on the order its data arrives in: the split of an example is a
+hash of its `split_key`, so adding or removing other examples never moves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+SPLITS = ("train", "dev", "test")
+OutputType = Literal["multiple_choice", "generate"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One task example.
+
+    `prompt` is the user turn before chat templating; `target` is the reference
+    completion used for supervised training. Multiple-choice examples also carry
+    `choices` (continuations scored by log-likelihood) and the index of the `answer`.
+    `meta` holds what a scorer needs (unit tests, instruction ids, the numeric answer).
+    """
+
+    uid: str
+    prompt: str
+    target: str
+    choices: tuple[str, ...] = ()
+    answer: int | None = None
+    split_key: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        """What decides this example's split (the uid unless a task groups examples)."""
+        return self.split_key or self.uid
+
+
+def stable_hash(*parts: Any) -> str:
+    """A short hex digest of JSON-serialisable parts, stable across runs and machines."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def split_of(key: str, fractions: Sequence[float] = (0.5, 0.1, 0.4), salt: str = "") -> str:
+    """The split ('train', 'dev' or 'test') a key hashes into, for the given fractions."""
+    digest = hashlib.sha256(f"{salt}{key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    edge = 0.0
+    for name, fraction in zip(SPLITS, fractions):
+        edge += fraction
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+class Task(ABC):
+    """A named, versioned evaluation and training unit.
+
+    Subclasses set the class attributes and implement `load`; generation tasks also
+    implement `score`. Bump `version` whenever prompts, data or scoring change:
+    it is part of every cache key.
+    """
+
+    name: str = ""
+    domain: str = "general"
+    description: str = ""
+    output_type: ClassVar[OutputType] = "multiple_choice"
+    version: int = 1
+    system_prompt: str | None = None
+    num_fewshot: int = 0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("acc", "acc_norm")
+    primary_metric: str = "acc"
+    split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)
+
+    _cache: list[Example] | None = None
+
+    @abstractmethod
+    def load(self) -> list[Example]:
+        """Every example of the task, read from its source."""
+
+    def all_examples(self) -> list[Example]:
+        if self._cache is None:
+            self._cache = self.load()
+        return self._cache
+
+    def examples(self, split: str) -> list[Example]:
+        """The examples of one split, ordered by uid hash (so a prefix is a fair sample)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        chosen = [e for e in self.all_examples() if split_of(e.key, self.split_fractions) == split]
+        return sorted(chosen, key=lambda e: stable_hash("order", e.uid))
+
+    def fewshot_examples(self) -> list[Example]:
+        """The few-shot demonstrations: always from the train split, never from the evaluated one."""
+        return self.examples("train")[: self.num_fewshot] if self.num_fewshot else []
+
+    def score(self, example: Example, completion: str) -> dict[str, float]:
+        """Metrics for one generated completion (generation tasks only)."""
+        raise NotImplementedError(f"task {self.name!r} has no generation scorer")
+
+    def fingerprint(self) -> str:
+        """Identity of the task for cache keys: name, version, prompt settings and data."""
+        data = stable_hash([(e.uid, e.prompt, e.target, e.choices, e.answer) for e in self.all_examples()])
+        return stable_hash(
+            self.name, self.version, self.system_prompt, self.num_fewshot, self.max_new_tokens,
+            self.stop, self.split_fractions, data,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        counts = {s: len(self.examples(s)) for s in SPLITS}
+        return {
+            "name": self.name, "domain": self.domain, "type": self.output_type,
+            "version": self.version, "metrics": list(self.metrics), "primary": self.primary_metric,
+            **counts, "description": self.description,
+        }
+
+
+def score_choices(example: Example, logprobs: Sequence[float]) -> dict[str, float]:
+    """Accuracy and length-normalised accuracy from the log-likelihood of each choice.
+
+    Length normalisation divides by the choice's length in characters, as
+    lm-evaluation-harness does, so it does not depend on the tokenizer.
+    """
+    if example.answer is None or len(logprobs) != len(example.choices):
+        raise ValueError(f"example {example.uid} has {len(example.choices)} choices, got {len(logprobs)} scores")
+    best = max(range(len(logprobs)), key=lambda i: logprobs[i])
+    normed = [lp / max(1, len(c)) for lp, c in zip(logprobs, example.choices)]
+    best_norm = max(range(len(normed)), key=lambda i: normed[i])
+    return {"acc": float(best == example.answer), "acc_norm": float(best_norm == example.answer)}
+
+
+def finite_or_nan(x: float) -> float:
+    return x if math.isfinite(x) else float("nan")

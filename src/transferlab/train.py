@@ -1,0 +1,200 @@
+"""Supervised LoRA fine-tuning, loss on completion tokens only.
+
+The loop is written out so it reads top to bottom: tokenise, bucket by length, then
+for each step compute the hidden states, project only the completion positions onto
+the vocabulary, and take an AdamW step with warm-up then cosine decay.
+
+    from transferlab import models, train
+    m = models.load("smollm2-135m")
+    result = train.train_lora(m, task, task.examples("train")[:200], train.TrainConfig(steps=50), "out/adapter")
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from transferlab import adapters
+from transferlab.errors import TransferlabError
+from transferlab.tasks.base import Example, Task
+from transferlab.tasks.prompts import end_of_turn, render_context
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one LoRA SFT run; every field is part of the adapter's cache key."""
+
+    rank: int = 8  # LoRA rank r
+    alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    learning_rate: float = 2e-4
+    steps: int = 0  # 0 = as many as `epochs` passes over the data take
+    epochs: float = 1.0
+    batch_size: int = 8
+    warmup_ratio: float = 0.1  # share of steps with linear warm-up
+    min_lr_ratio: float = 0.1  # cosine decay ends at this share of the peak rate
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0 = no clipping
+    max_seq_len: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha <= 0:
+            raise TransferlabError(f"LoRA rank and alpha must be positive, got rank={self.rank}, alpha={self.alpha}")
+        if self.learning_rate <= 0 or self.batch_size < 1 or self.max_seq_len < 8:
+            raise TransferlabError("learning_rate, batch_size and max_seq_len must be positive (max_seq_len >= 8)")
+        if self.steps < 0 or self.epochs <= 0:
+            raise TransferlabError("steps must be >= 0 and epochs > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise TransferlabError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lora_config(self) -> Any:
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")
+
+
+class DivergedError(TransferlabError):
+    """The loss became NaN or infinite: this job stops, the run goes on."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens: int  # completion tokens the loss was computed on
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"steps": self.steps, "tokens": self.tokens, "seconds": self.seconds, "losses": self.losses,
+                "tokens_per_second": self.tokens_per_second}
+
+
+def tokenize(task: Task, examples: Sequence[Example], tokenizer: Any, max_seq_len: int) -> list[tuple[list[int], int]]:
+    """(token ids, number of prompt tokens) per example; long prompts are cut from the left."""
+    rows = []
+    for e in examples:
+        if not e.target:
+            raise TransferlabError(f"task {task.name!r} has no reference answers to train on (example {e.uid}): "
+                                   "pick a task with targets as a training source")
+        prompt = tokenizer(render_context(task, e, tokenizer), add_special_tokens=False)["input_ids"]
+        answer = tokenizer(e.target + end_of_turn(tokenizer), add_special_tokens=False)["input_ids"]
+        answer = answer[: max_seq_len - 1]
+        prompt = prompt[-(max_seq_len - len(answer)):]
+        rows.append((prompt + answer, len(prompt)))
+    return rows
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """`steps` batches of similar-length rows, in a seeded random order, cycling over epochs."""
+    generator = torch.Generator().manual_seed(seed)
+    batches: list[list[int]] = []
+    while len(batches) < steps:
+        order = torch.randperm(len(lengths), generator=generator).tolist()
+        window = batch_size * 16
+        epoch: list[list[int]] = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+            epoch += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        shuffled = torch.randperm(len(epoch), generator=generator).tolist()
+        batches += [epoch[i] for i in shuffled]
+    return batches[:steps]
+
+
+def get_lr(step: int, total: int, config: TrainConfig) -> float:
+    """Learning rate at `step`: (1) linear warm-up, (2) cosine decay to min_lr_ratio of the peak."""
+    warmup = int(config.warmup_ratio * total)
+    if step < warmup:  # 1) warm-up
+        return config.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)  # 2) cosine decay
+    floor = config.min_lr_ratio
+    return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def completion_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over completion tokens, with vocabulary logits for those positions only."""
+    backbone = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = backbone.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    selected = targets != -100
+    logits = backbone.get_output_embeddings()(hidden[:, :-1][selected])
+    cap = getattr(backbone.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    n = int(selected.sum())
+    return torch.nn.functional.cross_entropy(logits.float(), targets[selected], reduction="sum") / max(1, n), n
+
+
+def collate(rows: Sequence[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for r, (seq, n_prompt) in enumerate(rows):
+        ids[r, : len(seq)] = torch.tensor(seq)
+        mask[r, : len(seq)] = 1
+        labels[r, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
+    return ids, mask, labels
+
+
+def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
+               init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train a LoRA adapter on `examples` and save it as a PEFT directory in `out_dir`.
+
+    With `init_adapter`, training continues from that adapter (sequential training).
+    """
+    if not examples:
+        raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
+    model, tokenizer = loaded.model, loaded.tokenizer
+    rows = tokenize(task, examples, tokenizer, config.max_seq_len)
+    steps = config.steps or max(1, math.ceil(config.epochs * len(rows) / config.batch_size))
+    batches = length_bucketed_batches([len(r[0]) for r in rows], config.batch_size, steps, config.seed)
+
+    torch.manual_seed(config.seed)  # LoRA's A matrices are initialised from the global generator
+    context = (adapters.applied(model, init_adapter, trainable=True) if init_adapter
+               else adapters.fresh(model, config.lora_config()))
+    device = loaded.device
+    result = TrainResult(steps=steps, tokens=0, seconds=0.0)
+    with context as peft_model, torch.enable_grad():
+        peft_model.train()
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        start = time.perf_counter()
+        for step, batch in enumerate(batches):
+            for group in optimizer.param_groups:
+                group["lr"] = get_lr(step, steps, config)
+            ids, mask, labels = (t.to(device) for t in collate([rows[i] for i in batch], tokenizer.pad_token_id))
+            loss, n_tokens = completion_loss(peft_model, ids, mask, labels)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"task {task.name!r}: loss became {float(loss)} at step {step}: "
+                                    "lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or float("inf"))
+            if not torch.isfinite(norm):
+                raise DivergedError(f"task {task.name!r}: gradient norm became {float(norm)} at step {step}: "
+                                    "lower the learning rate")
+            optimizer.step()
+            result.losses.append(float(loss.detach()))
+            result.tokens += n_tokens
+            if progress:
+                progress(step + 1, float(loss))
+        result.seconds = time.perf_counter() - start
+        peft_model.eval()
+        adapters.save(peft_model, Path(out_dir), loaded.name)
+    return result

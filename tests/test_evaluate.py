@@ -1,0 +1,65 @@
+"""The evaluation engine against naive one-at-a-time computations on a tiny random model."""
+
+from __future__ import annotations
+
+import torch
+
+from toy_tasks import Comparison, Echo
+from transferlab.evaluate import cut_at_stop, evaluate_task, generate, loglikelihood, request_count
+
+
+def naive_loglik(model, tokenizer, context: str, continuation: str) -> float:
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    cont = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx + cont])).logits[0]
+    logprobs = torch.log_softmax(logits.float(), -1)
+    return sum(float(logprobs[len(ctx) - 1 + j, t]) for j, t in enumerate(cont))
+
+
+def test_loglikelihood_matches_naive_for_mixed_lengths(tiny):
+    pairs = [("hello wor", "ld"), ("a", "b"), ("a", "c"), ("the quick brown fox", " jumps over"), ("x" * 40, "y")]
+    batched = loglikelihood(tiny.model, tiny.tokenizer, pairs, batch_size=2)
+    for (context, continuation), value in zip(pairs, batched):
+        assert abs(value - naive_loglik(tiny.model, tiny.tokenizer, context, continuation)) < 1e-4
+
+
+def test_one_token_choices_share_one_forward_row(tiny):
+    calls = []
+    original = tiny.model.forward
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    tiny.model.forward = counting
+    values = loglikelihood(tiny.model, tiny.tokenizer, [("ctx", "a"), ("ctx", "b"), ("ctx", "c")], batch_size=8)
+    assert calls == [1]  # three one-token continuations of one context: one row
+    tiny.model.forward = original
+    for cont, value in zip("abc", values):
+        assert abs(value - naive_loglik(tiny.model, tiny.tokenizer, "ctx", cont)) < 1e-4
+
+
+def test_generate_batched_equals_one_at_a_time(tiny):
+    contexts = ["abc", "a much longer prompt here", "zz"]
+    together = generate(tiny.model, tiny.tokenizer, contexts, max_new_tokens=6, batch_size=3)
+    alone = [generate(tiny.model, tiny.tokenizer, [c], max_new_tokens=6)[0] for c in contexts]
+    assert together == alone
+
+
+def test_cut_at_stop_takes_earliest():
+    assert cut_at_stop("a\n\nb###c", ["###", "\n\n"]) == "a"
+    assert cut_at_stop("abc", []) == "abc"
+
+
+def test_evaluate_task_multiple_choice_and_generation(tiny):
+    task = Comparison()
+    examples = task.examples("test")[:10]
+    seen = []
+    result = evaluate_task(tiny.model, tiny.tokenizer, task, examples, progress=seen.append)
+    assert result.n == 10 and set(result.scores) == {"acc", "acc_norm"}
+    assert sum(seen) == request_count(task, examples) == 20
+    assert all(v in (0.0, 1.0) for v in result.scores["acc"])
+    echo = Echo()
+    gen = evaluate_task(tiny.model, tiny.tokenizer, echo, echo.examples("test")[:4])
+    assert len(gen.outputs) == 4 and set(gen.scores) == {"exact_match"}
