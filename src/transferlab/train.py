@@ -193,7 +193,7 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
             result.losses.append(float(loss.detach()))
             result.tokens += n_tokens
             if progress:
-                progress(step + 1, float(loss))
+                progress(step + 1, result.losses[-1])
         result.seconds = time.perf_counter() - start
         peft_model.eval()
         adapters.save(peft_model, Path(out_dir), loaded.name)

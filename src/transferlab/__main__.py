@@ -1,0 +1,5 @@
+"""`python -m transferlab` is the `transferlab` command."""
+
+from transferlab.cli import main
+
+main()

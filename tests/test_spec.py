@@ -1,0 +1,46 @@
+"""Spec parsing: structure, defaults and errors that point at file, line and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from transferlab.spec import SpecError, parse_spec
+
+GOOD = """\
+name: s
+models: [smollm2-135m]
+tasks: [cities, larger_than]
+learners:
+  - name: lora
+    type: lora
+    rank: 4
+    learning_rate: 2e-4
+    target_modules: [q_proj, v_proj]
+seeds: [0, 1]
+budgets: {train_examples: 10, eval_examples: 5}
+"""
+
+
+def test_good_spec_parses_with_defaults():
+    spec = parse_spec(GOOD, "s.yaml")
+    assert spec.tasks == ("cities", "larger_than") and spec.sources == spec.tasks
+    assert spec.learners[0].train.rank == 4 and spec.learners[0].train.learning_rate == 2e-4
+    assert spec.learners[0].train.target_modules == ("q_proj", "v_proj")
+    assert spec.budgets.train_examples == 10 and spec.budgets.eval_batch_size == 16
+    assert spec.conditions == ("baseline", "transfer", "direct") and spec.seeds == (0, 1)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (GOOD.replace("tasks: [cities", "tasks: [citys"), r"s.yaml:3: tasks.0: unknown task 'citys': did you mean 'cities'"),
+    (GOOD.replace("seeds:", "seed:"), r"s.yaml:10: seed: unknown field 'seed': did you mean 'seeds'"),
+    (GOOD.replace("    rank: 4", "    rnak: 4"), r"s.yaml:7: learners.0.rnak: unknown field 'rnak': did you mean 'rank'"),
+    (GOOD.replace("models: [smollm2-135m]", "models: [smollm-135m]"), r"s.yaml:2: models.0: unknown model"),
+    (GOOD.replace("eval_examples: 5", "eval_examples: -5"), r"s.yaml:11: budgets.eval_examples: expected a non-negative"),
+    (GOOD + "conditions: [baseline, trnsfer]\n", r"s.yaml:12: conditions.1: unknown condition 'trnsfer'"),
+    (GOOD.replace("    rank: 4", "    rank: 0"), r"s.yaml:5: learners.0: LoRA rank"),
+    ("models: [smollm2-135m]\n", r"missing required field 'tasks'"),
+    ("models: [a\n", r"s.yaml:\d+: not valid YAML"),
+])
+def test_errors_name_file_line_and_field(text, expected):
+    with pytest.raises(SpecError, match=expected):
+        parse_spec(text, "s.yaml")

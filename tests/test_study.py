@@ -1,0 +1,94 @@
+"""A whole (small) transfer study on the real bundled model: plan, train, evaluate, resume, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from transferlab.jobs import Job
+from transferlab.plan import plan_transfer
+from transferlab.report import write_report
+from transferlab.spec import parse_spec
+from transferlab.store import Store
+from transferlab.study import run_study
+
+pytestmark = pytest.mark.integration
+
+SPEC = """\
+name: tiny-study
+models: [smollm2-135m]
+tasks: [cities, larger_than]
+learners:
+  - {{name: lora, type: lora, rank: 4, steps: 3, batch_size: 4, learning_rate: 1.0e-3}}
+budgets: {{train_examples: 12, eval_examples: 10}}
+bootstrap: 200
+output: {output}
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "run"
+    spec = parse_spec(SPEC.format(output=out), "tiny.yaml")
+    plan, report, where = run_study(spec, quiet=True)
+    return spec, plan, report, where
+
+
+def test_plan_trains_once_per_source_and_evaluates_every_target(study):
+    spec, plan, report, _ = study
+    assert plan.count("train") == 2 and plan.count("evaluate") == 2 + 2 * 2
+    assert not report.failed and len(report.done) == len(plan.jobs)
+    assert all(Job.from_json(j.to_json()) == j for j in plan.jobs)  # jobs are plain, serialisable data
+
+
+def test_results_table_is_tidy_with_cis_and_gains(study):
+    _, _, _, where = study
+    frame = Store(where).results()
+    base = frame[(frame.condition == "baseline") & (frame.metric == "acc")]
+    assert set(base.evaluated_on) == {"cities", "larger_than"} and (base.n == 10).all()
+    gains = frame[frame.metric == "gain:acc"]
+    assert len(gains) == 4 and set(gains.condition) == {"transfer", "direct"}
+    assert ((gains.ci_low <= gains.value) & (gains.value <= gains.ci_high)).all()
+
+
+def test_rerun_does_only_missing_jobs_and_rebuilds_corrupt_artifacts(study):
+    spec, plan, _, where = study
+    _, again, _ = run_study(spec, quiet=True)
+    assert not again.done and len(again.reused) == len(plan.jobs)
+    victim = next(j for j in plan.jobs if j.kind == "evaluate")
+    path = Store(where).path("evaluation", victim.key) / "evaluation.json"
+    data = json.loads(path.read_text())
+    data["scores"]["acc"] = [1.0] * len(data["scores"]["acc"])
+    path.write_text(json.dumps(data))  # a tampered artifact must be rebuilt, never used
+    _, third, _ = run_study(spec, quiet=True)
+    assert third.done == [victim.key]
+
+
+def test_broken_task_goes_to_the_audit_and_the_run_goes_on(study, tmp_path):
+    spec, _, _, _ = study
+    (tmp_path / "broken.jsonl").write_text("this is not json\n")
+    (tmp_path / "broken.yaml").write_text('name: broken-task\nsource: {path: broken.jsonl}\nprompt: "{{ x }}"\n'
+                                          'choices: [a, b]\n')
+    text = SPEC.format(output=spec.output).replace("tasks: [cities, larger_than]",
+                                                   "tasks: [cities, larger_than, broken-task]")
+    text += "task_files: [broken.yaml]\n"
+    (tmp_path / "spec.yaml").write_text(text)
+    from transferlab.spec import load_spec
+
+    broken_spec = load_spec(tmp_path / "spec.yaml")
+    plan = plan_transfer(broken_spec)
+    assert "broken-task" in plan.audit and plan.tasks == ["cities", "larger_than"]
+    _, report, where = run_study(broken_spec, quiet=True)
+    assert "broken-task" in json.loads((where / "audit.json").read_text())["failed_tasks"]
+    assert not report.failed
+
+
+def test_report_is_drawn_from_the_results_table_alone(study, tmp_path):
+    _, _, _, where = study
+    frame = Store(where).results()
+    written = write_report(frame, tmp_path / "report")
+    names = {p.name for p in written}
+    assert {"summary.md", "smollm2-135m_lora_gain.png", "smollm2-135m_lora_scores.png"} <= names
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "cities" in summary and "[" in summary  # values with CIs

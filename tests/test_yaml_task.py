@@ -1,0 +1,68 @@
+"""User tasks from YAML over local files and `datasets` sources saved to disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from transferlab.errors import TransferlabError
+from transferlab.tasks import get_task
+from transferlab.tasks.yaml_task import load_task_file, register_task_file
+
+ROWS = [{"text": f"review {i} {'great' if i % 2 else 'awful'}", "label": i % 2} for i in range(40)]
+
+
+def write_task(tmp_path, source: str, extra: str = "", name: str = "sentiment-local") -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""name: {name}
+domain: sentiment
+source: {source}
+prompt: "Review: {{{{ text }}}}\\nPositive or negative?"
+choices: [negative, positive]
+answer: label
+{extra}""")
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_local_files_in_every_format(tmp_path, fmt):
+    import pandas as pd
+
+    frame = pd.DataFrame(ROWS)
+    data = tmp_path / f"data.{fmt}"
+    {"jsonl": lambda: frame.to_json(data, orient="records", lines=True), "csv": lambda: frame.to_csv(data, index=False),
+     "parquet": lambda: frame.to_parquet(data)}[fmt]()
+    task = load_task_file(write_task(tmp_path, f"{{path: data.{fmt}}}"))
+    examples = task.all_examples()
+    assert len(examples) == 40 and examples[1].choices == ("negative", "positive")
+    assert examples[1].answer == 1 and examples[1].target == "positive"
+    assert "Review: review 1 great" in examples[1].prompt
+    assert sum(len(task.examples(s)) for s in ("train", "dev", "test")) == 40
+
+
+def test_hub_format_dataset_saved_to_disk(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS)}).save_to_disk(str(tmp_path / "saved"))
+    name = register_task_file(write_task(tmp_path, "{load_from_disk: saved, split: test}", name="sentiment-disk"))
+    assert len(get_task(name).all_examples()) == 40
+
+
+def test_generate_task_scoring(tmp_path):
+    (tmp_path / "qa.jsonl").write_text("\n".join(json.dumps({"q": f"{i}+1", "a": str(i + 1)}) for i in range(10)))
+    path = tmp_path / "qa.yaml"
+    path.write_text('name: qa\noutput_type: generate\nsource: {path: qa.jsonl}\nprompt: "{{ q }}"\n'
+                    'target: "{{ a }}"\nmetrics: [exact_match, numeric, contains]\n')
+    task = load_task_file(path)
+    e = task.all_examples()[2]
+    assert task.score(e, "3") == {"exact_match": 1.0, "numeric": 1.0, "contains": 1.0}
+    assert task.score(e, "the answer is 3.") == {"exact_match": 0.0, "numeric": 1.0, "contains": 1.0}
+
+
+def test_bad_task_files_are_clear(tmp_path):
+    with pytest.raises(TransferlabError, match="did you mean 'prompt'"):
+        load_task_file(write_task(tmp_path, "{path: x.jsonl}", extra="promt: x\n"))
+    with pytest.raises(TransferlabError, match="does not exist"):
+        load_task_file(write_task(tmp_path, "{path: missing.jsonl}")).all_examples()
+    with pytest.raises(TransferlabError, match="already taken"):
+        register_task_file(write_task(tmp_path, "{path: x.jsonl}", name="cities"))
