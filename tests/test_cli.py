@@ -42,6 +42,7 @@ def test_unknown_task_is_one_line_with_suggestion():
     assert len(lines) == 1 and "did you mean 'cities'" in lines[0]
 
 
+@pytest.mark.integration
 def test_dry_run_prints_the_plan(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("models: [smollm2-135m]\ntasks: [cities, larger_than]\n"

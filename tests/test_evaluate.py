@@ -34,10 +34,18 @@ def test_one_token_choices_share_one_forward_row(tiny):
 
     tiny.model.forward = counting
     values = loglikelihood(tiny.model, tiny.tokenizer, [("ctx", "a"), ("ctx", "b"), ("ctx", "c")], batch_size=8)
-    assert calls == [1]  # three one-token continuations of one context: one row
+    assert calls == [1]  # three one-token continuations of one context: one forward row
     tiny.model.forward = original
     for cont, value in zip("abc", values):
         assert abs(value - naive_loglik(tiny.model, tiny.tokenizer, "ctx", cont)) < 1e-4
+
+
+def test_long_choices_continue_from_the_cached_context(tiny):
+    pairs = [("question one", " first answer"), ("question one", " b"), ("question one", " third, longest answer"),
+             ("q2", " yes indeed"), ("q2", " no")]
+    batched = loglikelihood(tiny.model, tiny.tokenizer, pairs, batch_size=8)
+    for (context, continuation), value in zip(pairs, batched):
+        assert abs(value - naive_loglik(tiny.model, tiny.tokenizer, context, continuation)) < 1e-4
 
 
 def test_generate_batched_equals_one_at_a_time(tiny):

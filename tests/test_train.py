@@ -22,7 +22,7 @@ def test_completion_loss_equals_full_loss_on_completion_tokens(tiny):
     ours, n = completion_loss(tiny.model, ids, mask, labels)
     full = tiny.model(input_ids=ids, attention_mask=mask, labels=labels).loss
     assert n == int((labels[:, 1:] != -100).sum())
-    assert abs(float(ours) - float(full)) < 1e-5
+    assert abs(float(ours.detach()) - float(full.detach())) < 1e-5
 
 
 def test_prompt_tokens_are_masked(tiny):

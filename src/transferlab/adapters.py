@@ -41,9 +41,13 @@ def applied(base: Any, adapter: Path | None, trainable: bool = False) -> Iterato
 @contextmanager
 def fresh(base: Any, lora_config: Any) -> Iterator[Any]:
     """A new, trainable LoRA adapter on the base model, removed again on exit."""
+    import warnings
+
     from peft import get_peft_model
 
-    peft_model = get_peft_model(base, lora_config)
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question; nothing to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = get_peft_model(base, lora_config)
     try:
         yield peft_model
     finally:

@@ -27,60 +27,101 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def _left_padded(seqs: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ids, attention mask and position ids for left-padded rows (every row ends at the last column)."""
+    width = max(len(q) for q in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for b, q in enumerate(seqs):
+        ids[b, width - len(q):] = torch.tensor(q)
+        mask[b, width - len(q):] = 1
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 @torch.inference_mode()
 def loglikelihood(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
                   progress: Progress | None = None) -> list[float]:
     """Sum of log-probabilities of each continuation given its context.
 
-    Continuations of one token that share a context (True/False, A/B/C/D) are read off a
-    single forward pass of the context. Rows are left-padded so every sequence ends at
-    the last position; only the last `longest continuation + 1` positions get vocabulary logits.
+    Requests are grouped by context so a context is run once: one-token continuations
+    (True/False, A/B/C/D) are read off the context's last position; longer ones
+    (multiple-choice option texts) continue from the context's cached keys and values.
+    A context with a single long continuation is one left-padded row, of which only the
+    last `continuation + 1` positions get vocabulary logits.
     """
-    device = next(model.parameters()).device
-    rows: list[list[int]] = []  # token ids of each forward row
-    scored: list[list[tuple[int, list[int]]]] = []  # per row: (request index, continuation ids)
-    shared: dict[str, int] = {}  # context -> row that scores its one-token continuations
+    by_context: dict[str, list[tuple[int, list[int]]]] = {}
+    context_ids: dict[str, list[int]] = {}
     for i, (context, continuation) in enumerate(pairs):
-        ctx, cont = _encode(tokenizer, context), _encode(tokenizer, continuation)
+        cont = _encode(tokenizer, continuation)
         if not cont:
             raise ValueError(f"empty continuation for context ending {context[-40:]!r}")
-        if len(cont) == 1:
-            if context not in shared:
-                shared[context] = len(rows)
-                rows.append(ctx)
-                scored.append([])
-            scored[shared[context]].append((i, cont))
-        else:
-            rows.append(ctx + cont)
-            scored.append([(i, cont)])
-    shared_rows = set(shared.values())
-    order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
+        if context not in context_ids:
+            context_ids[context] = _encode(tokenizer, context)
+        by_context.setdefault(context, []).append((i, cont))
     results = [0.0] * len(pairs)
-    pad = tokenizer.pad_token_id
+    single, shared = [], []
+    for context, requests in by_context.items():
+        (single if len(requests) == 1 and len(requests[0][1]) > 1 else shared).append(
+            (context_ids[context], requests))
+    _score_full_rows(model, tokenizer, single, batch_size, results, progress)
+    _score_from_shared_context(model, tokenizer, shared, max(1, batch_size // 4), results, progress)
+    return results
+
+
+def _score_full_rows(model: Any, tokenizer: Any, groups: list, batch_size: int, results: list[float],
+                     progress: Progress | None) -> None:
+    device = next(model.parameters()).device
+    rows = [ctx + requests[0][1] for ctx, requests in groups]
+    order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
     for batch in _batches(order, batch_size):
-        width = max(len(rows[r]) for r in batch)
-        keep = max(len(cont) for r in batch for _, cont in scored[r]) + 1
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, r in enumerate(batch):
-            ids[b, width - len(rows[r]):] = torch.tensor(rows[r])
-            mask[b, width - len(rows[r]):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = _left_padded([rows[r] for r in batch], tokenizer.pad_token_id)
+        keep = max(len(groups[r][1][0][1]) for r in batch) + 1
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                     logits_to_keep=keep)
         logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu()
         for b, r in enumerate(batch):
-            for i, cont in scored[r]:
-                n = len(cont)
-                # Kept index j predicts the token after it. A row that contains its continuation
-                # reads it from the n positions before the last; a shared row's one-token
-                # continuations are predicted by its last position.
-                end = keep if r in shared_rows else keep - 1
-                picked = logprobs[b, end - n : end].gather(-1, torch.tensor(cont)[:, None])
-                results[i] = float(picked.sum())
+            i, cont = groups[r][1][0]
+            n = len(cont)  # kept index j predicts the token after it: the continuation sits before the last
+            picked = logprobs[b, keep - n - 1 : keep - 1].gather(-1, torch.tensor(cont)[:, None])
+            results[i] = float(picked.sum())
         if progress:
-            progress(sum(len(scored[r]) for r in batch))
-    return results
+            progress(len(batch))
+
+
+def _score_from_shared_context(model: Any, tokenizer: Any, groups: list, batch_size: int, results: list[float],
+                               progress: Progress | None) -> None:
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    order = sorted(range(len(groups)), key=lambda g: -len(groups[g][0]))
+    for batch in _batches(order, batch_size):
+        ids, mask, positions = _left_padded([groups[g][0] for g in batch], pad)
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                    use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # predicts every first token
+        owner = [b for b, g in enumerate(batch) for _ in groups[g][1]]
+        requests = [req for g in batch for req in groups[g][1]]
+        longest = max(len(cont) for _, cont in requests)
+        rest = torch.zeros((len(requests), 0, 1))
+        if longest > 1:  # feed tokens 0..n-2 of each continuation to predict tokens 1..n-1
+            cache = out.past_key_values
+            cache.batch_select_indices(torch.tensor(owner, device=device))
+            feed = torch.full((len(requests), longest - 1), pad, dtype=torch.long)
+            feed_mask = torch.zeros_like(feed)
+            for r, (_, cont) in enumerate(requests):
+                feed[r, : len(cont) - 1] = torch.tensor(cont[:-1])
+                feed_mask[r, : len(cont) - 1] = 1
+            full_mask = torch.cat([mask[owner], feed_mask], dim=1)
+            feed_positions = positions[owner, -1:] + 1 + torch.arange(longest - 1)
+            out = model(input_ids=feed.to(device), attention_mask=full_mask.to(device),
+                        position_ids=feed_positions.to(device), past_key_values=cache, use_cache=True)
+            rest = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+        for r, (i, cont) in enumerate(requests):
+            total = first[owner[r], cont[0]]
+            if len(cont) > 1:
+                total = total + rest[r, : len(cont) - 1].gather(-1, torch.tensor(cont[1:])[:, None]).sum()
+            results[i] = float(total)
+        if progress:
+            progress(len(requests))
 
 
 @torch.inference_mode()

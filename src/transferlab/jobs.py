@@ -26,6 +26,11 @@ class Job:
     deps: tuple[str, ...] = ()
     label: str = ""
 
+    def __post_init__(self) -> None:
+        # Params are stored exactly as they travel (JSON), so a shipped job equals the local one.
+        object.__setattr__(self, "params", json.loads(json.dumps(self.params)))
+        object.__setattr__(self, "deps", tuple(self.deps))
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 

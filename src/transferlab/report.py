@@ -89,7 +89,7 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
         star = "*" if diverging and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
         notes[i][j] = f"{c['value']:+.3f}{star}\n[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if diverging else \
             f"{c['value']:.3f}\n[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
-    fig, ax = plt.subplots(figsize=(1.9 * len(cols) + 2.5, 0.9 * len(rows) + 2))
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.8, 0.9 * len(rows) + 1.8))
     if diverging:
         bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
         image = ax.imshow(grid, cmap="RdBu", vmin=-bound or -1, vmax=bound or 1)
@@ -102,8 +102,11 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
     for i in range(len(rows)):
         for j in range(len(cols)):
             if notes[i][j]:
+                # Dark text on light cells, light text on dark cells.
+                r, g, b, _ = image.cmap(image.norm(grid[i, j]))
+                light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
                 ax.text(j, i, notes[i][j], ha="center", va="center", fontsize=8,
-                        color="black" if diverging else "white")
+                        color="black" if light else "white")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
