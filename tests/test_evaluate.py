@@ -71,3 +71,13 @@ def test_evaluate_task_multiple_choice_and_generation(tiny):
     echo = Echo()
     gen = evaluate_task(tiny.model, tiny.tokenizer, echo, echo.examples("test")[:4])
     assert len(gen.outputs) == 4 and set(gen.scores) == {"exact_match"}
+
+
+def test_per_instruction_weights_reach_the_evaluation(tiny):
+    from transferlab.tasks import get_task
+
+    task = get_task("ifeval")
+    examples = task.examples("test")[:3]
+    result = evaluate_task(tiny.model, tiny.tokenizer, task, examples, max_new_tokens=4)
+    assert result.weights["inst_strict"] == [len(e.meta["instruction_id_list"]) for e in examples]
+    assert "prompt_strict" not in result.weights

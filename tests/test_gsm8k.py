@@ -10,21 +10,18 @@ from random import Random
 import pytest
 
 from transferlab.errors import TransferlabError, missing_package
-from transferlab.tasks import gsm8k
+from transferlab.tasks import gsm8k, gsm_templates
 from transferlab.tasks.base import split_of
-from transferlab.tasks.gsm8k import (
+from transferlab.tasks.gsm8k import GSM8KTask, extract_flexible, extract_strict, score
+from transferlab.tasks.gsm_templates import (
     Combinations,
-    GSM8KTask,
     Scope,
     TemplateError,
     VariantGenerator,
     compile_expression,
-    extract_flexible,
-    extract_strict,
     numbers_equal,
     parse_template,
     parse_value,
-    score,
 )
 from transferlab.tasks.registry import TASKS
 
@@ -167,11 +164,11 @@ def test_generated_variants_satisfy_their_template(language, number):
         variant = generator.generate(gsm8k.variant_seed(template.id, index), tries=gsm8k.TRIES)
         assert variant is not None
         values = generator.replacements | {k: parse_value(v) for k, v in variant.assignment.items()}
-        scope = Scope(values, gsm8k.CANDIDATE_FUNCTIONS)
+        scope = Scope(values, gsm_templates.CANDIDATE_FUNCTIONS)
         assert all(c.evaluate(scope) for c in template.conditions)
         assert variant.solution.rstrip().endswith(f"#### {variant.answer}")
         if template.answer is not None:
-            assert numbers_equal(gsm8k.show(parse_value(template.answer.evaluate(scope))), variant.answer)
+            assert numbers_equal(gsm_templates.show(parse_value(template.answer.evaluate(scope))), variant.answer)
 
 
 def test_fog_variant_answer_matches_the_question_text():
@@ -224,7 +221,7 @@ def test_combinations_match_itertools():
 
 
 def _eval(source: str, **values):
-    return compile_expression(source)(Scope(values, gsm8k.CANDIDATE_FUNCTIONS))
+    return compile_expression(source)(Scope(values, gsm_templates.CANDIDATE_FUNCTIONS))
 
 
 def test_evaluator_computes_template_arithmetic():

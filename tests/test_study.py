@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from transferlab.jobs import Job
@@ -50,6 +51,18 @@ def test_results_table_is_tidy_with_cis_and_gains(study):
     gains = frame[frame.metric == "gain:acc"]
     assert len(gains) == 4 and set(gains.condition) == {"transfer", "direct"}
     assert ((gains.ci_low <= gains.value) & (gains.value <= gains.ci_high)).all()
+
+
+def test_normalised_metrics_are_na_when_the_direct_gain_is_noise(study):
+    _, _, _, where = study
+    frame = Store(where).results()
+    relative = frame[frame.metric == "relative:acc"]
+    efficiency = frame[frame.metric == "efficiency:acc"]
+    assert len(relative) == len(efficiency) == 2  # the two off-diagonal cells
+    direct = frame[(frame.metric == "gain:acc") & (frame.condition == "direct")].set_index("evaluated_on")
+    for row in relative.itertuples():
+        noise = direct.loc[row.evaluated_on, "ci_low"] <= 0 <= direct.loc[row.evaluated_on, "ci_high"]
+        assert noise == pd.isna(row.value)  # NA exactly when the oracle gained nothing measurable
 
 
 def test_rerun_does_only_missing_jobs_and_rebuilds_corrupt_artifacts(study):

@@ -7,6 +7,7 @@ directories (adapter_config.json + adapter_model.safetensors).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,9 @@ def applied(base: Any, adapter: Path | None, trainable: bool = False) -> Iterato
     from peft import PeftModel
 
     check_adapter_dir(adapter)
-    peft_model = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question; nothing to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
     try:
         yield peft_model
     finally:
@@ -41,8 +44,6 @@ def applied(base: Any, adapter: Path | None, trainable: bool = False) -> Iterato
 @contextmanager
 def fresh(base: Any, lora_config: Any) -> Iterator[Any]:
     """A new, trainable LoRA adapter on the base model, removed again on exit."""
-    import warnings
-
     from peft import get_peft_model
 
     with warnings.catch_warnings():  # PEFT asks transformers a deprecated question; nothing to act on

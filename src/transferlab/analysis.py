@@ -29,28 +29,54 @@ def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def bootstrap_mean(values: Sequence[float], resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Mean with a percentile bootstrap interval over examples."""
+def bootstrap_mean(values: Sequence[float], resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                   weights: Sequence[float] | None = None) -> Estimate:
+    """(Weighted) mean with a percentile bootstrap interval over examples."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return Estimate(float("nan"), 0, float("nan"), float("nan"))
-    means = x[_resample_indices(x.size, resamples, seed)].mean(axis=1)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    idx = _resample_indices(x.size, resamples, seed)
+    means = (x[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
     tail = (1 - level) / 2 * 100
-    return Estimate(float(x.mean()), int(x.size), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+    value = float((x * w).sum() / w.sum())
+    return Estimate(value, int(x.size), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
 
 
 def paired_difference(treated: Sequence[float], control: Sequence[float], resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> Estimate:
+                      level: float = 0.95, weights: Sequence[float] | None = None) -> Estimate:
     """mean(treated - control) over the same examples, with a paired bootstrap interval."""
     a, b = np.asarray(treated, dtype=float), np.asarray(control, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores differ in length: {a.size} vs {b.size}")
-    return bootstrap_mean(a - b, resamples, seed, level)
+    return bootstrap_mean(a - b, resamples, seed, level, weights)
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float], resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95, weights: Sequence[float] | None = None) -> Estimate:
+    """mean(numerator) / mean(denominator) over the same examples, resampled together.
+
+    Callers decide first whether the denominator is distinguishable from zero: a ratio
+    over noise is reported as NA, never as a huge number.
+    """
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    w = np.ones_like(a) if weights is None else np.asarray(weights, dtype=float)
+    if a.size == 0 or (b * w).sum() == 0:
+        return Estimate(float("nan"), int(a.size), float("nan"), float("nan"))
+    idx = _resample_indices(a.size, resamples, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (a[idx] * w[idx]).sum(axis=1) / (b[idx] * w[idx]).sum(axis=1)
+    ratios = ratios[np.isfinite(ratios)]
+    tail = (1 - level) / 2 * 100
+    value = float((a * w).sum() / (b * w).sum())
+    if ratios.size == 0:
+        return Estimate(value, int(a.size), float("nan"), float("nan"))
+    return Estimate(value, int(a.size), float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail)))
 
 
 def align(uids_a: Sequence[str], scores_a: Sequence[float], uids_b: Sequence[str],
-          scores_b: Sequence[float]) -> tuple[list[float], list[float]]:
-    """Scores of the examples both evaluations share, in the same order (for pairing)."""
+          scores_b: Sequence[float]) -> tuple[list[int], list[float], list[float]]:
+    """Positions in A and scores of the examples both evaluations share, in A's order (for pairing)."""
     index_b = {u: i for i, u in enumerate(uids_b)}
-    pairs = [(scores_a[i], scores_b[index_b[u]]) for i, u in enumerate(uids_a) if u in index_b]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+    shared = [i for i, u in enumerate(uids_a) if u in index_b]
+    return shared, [scores_a[i] for i in shared], [scores_b[index_b[uids_a[i]]] for i in shared]

@@ -182,7 +182,7 @@ def evaluate(task: str = typer.Argument(..., help="Task name."),
                                max_new_tokens=max_new_tokens or None, progress=lambda k: bars.advance(bar, k))
     table = Table("task", "metric", "value", "95% CI", "n")
     for metric in t.metrics:
-        est = bootstrap_mean(result.scores[metric], bootstrap)
+        est = bootstrap_mean(result.scores[metric], bootstrap, weights=result.weights_of(metric))
         table.add_row(task, metric, f"{est.value:.4f}", f"[{est.ci_low:.4f}, {est.ci_high:.4f}]", str(est.n))
     out.print(table)
     out.print(f"{m.name}{' + ' + str(adapter) if adapter else ''}, split {split}, "

@@ -174,22 +174,28 @@ class TaskEvaluation:
     uids: list[str]
     scores: dict[str, list[float]]
     outputs: list[str] = field(default_factory=list)
+    weights: dict[str, list[float]] = field(default_factory=dict)  # only metrics whose examples weigh unequally
 
     @property
     def n(self) -> int:
         return len(self.uids)
 
+    def weights_of(self, metric: str) -> list[float] | None:
+        return self.weights.get(metric)
+
     def mean(self, metric: str) -> float:
         values = self.scores[metric]
-        return sum(values) / len(values) if values else float("nan")
+        weights = self.weights.get(metric) or [1.0] * len(values)
+        return sum(v * w for v, w in zip(values, weights)) / sum(weights) if values else float("nan")
 
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "split": self.split, "uids": self.uids, "scores": self.scores,
-                "outputs": self.outputs}
+                "outputs": self.outputs, "weights": self.weights}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskEvaluation:
-        return cls(data["task"], data["split"], data["uids"], data["scores"], data.get("outputs", []))
+        return cls(data["task"], data["split"], data["uids"], data["scores"], data.get("outputs", []),
+                   data.get("weights", {}))
 
 
 def request_count(task: Task, examples: Sequence[Example]) -> int:
@@ -223,4 +229,6 @@ def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
         for row in rows:
             for m in task.metrics:
                 scores[m].append(float(row[m]))
-    return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, outputs)
+    weights = {m: [task.example_weight(e, m) for e in examples] for m in task.metrics}
+    weights = {m: w for m, w in weights.items() if any(x != 1.0 for x in w)}
+    return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, outputs, weights)

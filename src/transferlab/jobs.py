@@ -109,7 +109,7 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         (out / "evaluation.json").write_text(json.dumps({**result.to_json(), "seconds": time.perf_counter() - start}))
     rows = []
     for metric in task.metrics:
-        est = bootstrap_mean(result.scores[metric], rt.bootstrap, seed=0)
+        est = bootstrap_mean(result.scores[metric], rt.bootstrap, seed=0, weights=result.weights_of(metric))
         rows.append(ResultRow(model=p["model"], learner=p.get("learner") or NONE, trained_on=p.get("trained_on") or NONE,
                               evaluated_on=task.name, condition=p["condition"], seed=p["seed"], metric=metric,
                               value=est.value, n=est.n, ci_low=est.ci_low, ci_high=est.ci_high))

@@ -6,7 +6,6 @@ Nothing here calls a model: `transferlab report RUN` redraws everything from
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -39,13 +38,15 @@ def _seed_mean(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def matrices(results: pd.DataFrame, model: str, learner: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores, gains): rows are what was trained on ('base' first), columns are targets."""
+def matrices(results: pd.DataFrame, model: str, learner: str,
+             kinds: tuple[str, ...] = ("", "gain:")) -> list[pd.DataFrame]:
+    """One long frame per metric kind ('' = scores, 'gain:', 'relative:', 'efficiency:'),
+    each with rows = what was trained on ('base' first) and columns = targets."""
     frame = _seed_mean(results[results["model"] == model])
     targets = sorted(frame["evaluated_on"].unique())
     metric_of = {t: primary_metric(t, sorted(frame.loc[frame["evaluated_on"] == t, "metric"].unique()))
                  for t in targets}
-    score_rows, gain_rows = [], []
+    found: dict[str, list[dict]] = {k: [] for k in kinds}
     for _, r in frame.iterrows():
         base_metric = metric_of[r["evaluated_on"]]
         is_base = r["condition"] == "baseline"
@@ -54,15 +55,14 @@ def matrices(results: pd.DataFrame, model: str, learner: str) -> tuple[pd.DataFr
         row = {"trained_on": "base" if is_base else r["trained_on"], "evaluated_on": r["evaluated_on"],
                "metric": base_metric, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                "std": r["std"], "seeds": r["seeds"], "n": r["n"]}
-        if r["metric"] == base_metric:
-            score_rows.append(row)
-        elif r["metric"] == f"gain:{base_metric}":
-            gain_rows.append(row)
-    return pd.DataFrame(score_rows), pd.DataFrame(gain_rows)
+        for kind in kinds:
+            if r["metric"] == f"{kind}{base_metric}":
+                found[kind].append(row)
+    return [pd.DataFrame(found[k]) for k in kinds]
 
 
 def _fmt_ci(value: float, low: float, high: float, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or pd.isna(value):
         return "NA"
     sign = "+" if signed else ""
     text = f"{value:{sign}.3f}"
@@ -130,7 +130,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
     pairs = sorted(set(zip(trained["model"], trained["learner"]))) or \
         [(m, NONE) for m in sorted(results["model"].unique())]
     for model, learner in pairs:
-        scores, gains = matrices(results, model, learner)
+        scores, gains, relative = matrices(results, model, learner, ("", "gain:", "relative:"))
         stem = f"{model}_{learner}".replace("/", "_")
         lines += [f"## {model} — learner `{learner}`", ""]
         if not scores.empty:
@@ -144,6 +144,11 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
             written.append(path)
             lines += _table(gains, signed=True, caption=f"![transfer gain]({path.name})")
             lines += _findings(gains)
+        if not relative.empty:
+            lines += ["Relative transfer (gap recovered) = (transfer − base) / (direct − base). NA where the direct "
+                      "gain's 95% CI includes zero: the oracle gained nothing measurable, so a ratio would be noise.",
+                      ""]
+            lines += _table(relative, signed=True, caption="")
     summary = out_dir / "summary.md"
     tmp = summary.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
@@ -156,7 +161,7 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
     metric_of = {c: cells.loc[cells["evaluated_on"] == c, "metric"].iloc[0] for c in cols}
     rows = sorted(cells["trained_on"].unique(), key=lambda r: (r != "base", r))
     head = "| trained on \\ evaluated on | " + " | ".join(f"{c} ({metric_of[c]})" for c in cols) + " |"
-    out = [caption, "", head, "|" + "---|" * (len(cols) + 1)]
+    out = ([caption, ""] if caption else []) + [head, "|" + "---|" * (len(cols) + 1)]
     n_of = {c: int(cells.loc[cells["evaluated_on"] == c, "n"].max()) for c in cols}
     for r in rows:
         entries = []
@@ -166,7 +171,7 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
                 entries.append("")
                 continue
             h = hit.iloc[0]
-            star = "*" if signed and (h["ci_low"] > 0 or h["ci_high"] < 0) else ""
+            star = "*" if signed and not pd.isna(h["value"]) and (h["ci_low"] > 0 or h["ci_high"] < 0) else ""
             entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star)
         out.append(f"| {r} | " + " | ".join(entries) + " |")
     out += ["", "n per target: " + ", ".join(f"{c}: {n_of[c]}" for c in cols), ""]

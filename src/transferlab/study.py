@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from transferlab.analysis import align, bootstrap_mean, paired_difference
+from transferlab.analysis import Estimate, align, bootstrap_mean, paired_difference, paired_ratio
 from transferlab.execute import Executor, LocalExecutor, RunReport
 from transferlab.jobs import Runtime
 from transferlab.plan import Cell, Plan, plan_transfer, write_audit
@@ -28,10 +28,19 @@ def _load_evaluation(store: Store, key: str) -> dict | None:
     return store.read_json("evaluation", key, "evaluation.json")
 
 
+NA = float("nan")
+
+
 def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
-    """Write score and gain rows for every cell whose evaluations exist; returns the row count."""
+    """Write score and gain rows for every cell whose evaluations exist, and for transfer
+    cells the normalised metrics (efficiency, relative transfer); returns the row count."""
     rows: list[ResultRow] = []
+    direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
     for cell in plan.cells:
+        if cell.condition == "transfer":
+            partner = direct.get((cell.model, cell.learner, cell.seed, cell.evaluated_on))
+            if partner is not None:
+                rows += _normalised(cell, partner, store, resamples)
         result = _load_evaluation(store, cell.evaluation)
         if result is None:
             continue
@@ -39,12 +48,45 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
         task = get_task(cell.evaluated_on)
         for metric in task.metrics:
             scores = result["scores"][metric]
-            est = bootstrap_mean(scores, resamples, seed=cell.seed)
-            rows.append(_row(cell, metric, est))
+            weights = result.get("weights", {}).get(metric)
+            rows.append(_row(cell, metric, bootstrap_mean(scores, resamples, seed=cell.seed, weights=weights)))
             if cell.condition != "baseline" and base is not None:
-                treated, control = align(result["uids"], scores, base["uids"], base["scores"][metric])
-                rows.append(_row(cell, f"gain:{metric}", paired_difference(treated, control, resamples, cell.seed)))
+                shared, treated, control = align(result["uids"], scores, base["uids"], base["scores"][metric])
+                paired_weights = [weights[i] for i in shared] if weights else None
+                rows.append(_row(cell, f"gain:{metric}", paired_difference(treated, control, resamples, cell.seed,
+                                                                          weights=paired_weights)))
     return store.add_results(rows)
+
+
+def _normalised(cell: Cell, direct: Cell, store: Store, resamples: int) -> list[ResultRow]:
+    """Transfer efficiency = transfer / direct, and relative transfer (gap recovered) =
+    (transfer - base) / (direct - base), paired over the examples all three share.
+
+    Relative transfer is NA when the direct gain's CI includes zero: the oracle itself
+    gained nothing distinguishable from noise, so any ratio would be meaningless.
+    """
+    evaluations = [_load_evaluation(store, k) for k in (cell.evaluation, direct.evaluation, cell.baseline)]
+    if any(e is None for e in evaluations):
+        return []
+    transfer, oracle, base = evaluations
+    rows = []
+    for metric in get_task(cell.evaluated_on).metrics:
+        index = [{u: i for i, u in enumerate(e["uids"])} for e in (oracle, base)]
+        shared = [i for i, u in enumerate(transfer["uids"]) if all(u in ix for ix in index)]
+        pick = lambda e, ix: [e["scores"][metric][ix[transfer["uids"][i]]] for i in shared]  # noqa: E731
+        t = [transfer["scores"][metric][i] for i in shared]
+        d, b = pick(oracle, index[0]), pick(base, index[1])
+        weights = transfer.get("weights", {}).get(metric)
+        w = [weights[i] for i in shared] if weights else None
+        rows.append(_row(cell, f"efficiency:{metric}", paired_ratio(t, d, resamples, cell.seed, weights=w)))
+        direct_gain = paired_difference(d, b, resamples, cell.seed, weights=w)
+        if direct_gain.significant:
+            gap = paired_ratio([x - y for x, y in zip(t, b)], [x - y for x, y in zip(d, b)], resamples, cell.seed,
+                               weights=w)
+        else:
+            gap = Estimate(NA, len(shared), NA, NA)
+        rows.append(_row(cell, f"relative:{metric}", gap))
+    return rows
 
 
 def _row(cell: Cell, metric: str, est) -> ResultRow:

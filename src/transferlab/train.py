@@ -181,7 +181,7 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
             ids, mask, labels = (t.to(device) for t in collate([rows[i] for i in batch], tokenizer.pad_token_id))
             loss, n_tokens = completion_loss(peft_model, ids, mask, labels)
             if not torch.isfinite(loss):
-                raise DivergedError(f"task {task.name!r}: loss became {float(loss)} at step {step}: "
+                raise DivergedError(f"task {task.name!r}: loss became {float(loss.detach())} at step {step}: "
                                     "lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -107,6 +107,14 @@ class Task(ABC):
         """Metrics for one generated completion (generation tasks only)."""
         raise NotImplementedError(f"task {self.name!r} has no generation scorer")
 
+    def example_weight(self, example: Example, metric: str) -> float:
+        """How much an example counts in a metric's mean (1 unless a metric is defined per sub-item).
+
+        IFEval's instruction-level accuracy, for one, is a mean over instructions, so an
+        example counts as many times as it has instructions.
+        """
+        return 1.0
+
     def fingerprint(self) -> str:
         """Identity of the task for cache keys: name, version, prompt settings and data."""
         data = stable_hash([(e.uid, e.prompt, e.target, e.choices, e.answer) for e in self.all_examples()])

@@ -90,6 +90,9 @@ class IFEvalTask(Task):
             "inst_loose": sum(loose) / len(loose),
         }
 
+    def example_weight(self, example: Example, metric: str) -> float:
+        return float(len(example.meta["instruction_id_list"])) if metric in INSTRUCTION_METRICS else 1.0
+
     def aggregate(self, scores: Sequence[Mapping[str, float]], examples: Sequence[Example]) -> dict[str, float]:
         return aggregate(scores, examples)
 

@@ -1,0 +1,48 @@
+"""Bootstrap estimates: coverage of the point estimate, pairing, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferlab.analysis import align, bootstrap_mean, paired_difference
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small = bootstrap_mean(rng.integers(0, 2, 50).tolist())
+    large = bootstrap_mean(rng.integers(0, 2, 5000).tolist())
+    assert small.ci_low <= small.value <= small.ci_high
+    assert (large.ci_high - large.ci_low) < (small.ci_high - small.ci_low) / 5
+
+
+def test_pairing_removes_shared_noise():
+    rng = np.random.default_rng(1)
+    difficulty = rng.normal(size=400)
+    base = difficulty
+    treated = difficulty + 0.1
+    paired = paired_difference(treated, base)
+    assert paired.value == pytest.approx(0.1) and paired.ci_high - paired.ci_low < 1e-9
+    assert paired.significant
+
+
+def test_weighted_mean_counts_sub_items():
+    est = bootstrap_mean([1.0, 0.0], weights=[3.0, 1.0])
+    assert est.value == pytest.approx(0.75) and est.n == 2
+
+
+def test_align_pairs_by_example_id():
+    shared, a, b = align(["x", "y", "z"], [1, 0, 1], ["z", "x"], [0, 0])
+    assert shared == [0, 2] and a == [1, 1] and b == [0, 0]
+
+
+def test_empty_is_nan_not_an_error():
+    assert np.isnan(bootstrap_mean([]).value)
+
+
+def test_paired_ratio_of_means_and_degenerate_denominator():
+    from transferlab.analysis import paired_ratio
+
+    est = paired_ratio([1, 1, 0, 0], [1, 1, 1, 1])
+    assert est.value == pytest.approx(0.5) and est.ci_low <= 0.5 <= est.ci_high
+    assert np.isnan(paired_ratio([1, 0], [0, 0]).value)  # nothing to divide by: NA, not infinity
