@@ -21,6 +21,11 @@ budgets: {train_examples: 10, eval_examples: 5}
 """
 
 
+def test_pairs_for_sequential_and_joint():
+    spec = parse_spec(GOOD + "conditions: [baseline, direct, sequential, joint]\npairs: [[cities, larger_than]]\n")
+    assert spec.pairs == (("cities", "larger_than"),) and "joint" in spec.conditions
+
+
 def test_good_spec_parses_with_defaults():
     spec = parse_spec(GOOD, "s.yaml")
     assert spec.tasks == ("cities", "larger_than") and spec.sources == spec.tasks
@@ -39,6 +44,10 @@ def test_good_spec_parses_with_defaults():
     (GOOD + "conditions: [baseline, trnsfer]\n", r"s.yaml:12: conditions.1: unknown condition 'trnsfer'"),
     (GOOD.replace("    rank: 4", "    rank: 0"), r"s.yaml:5: learners.0: LoRA rank"),
     ("models: [smollm2-135m]\n", r"missing required field 'tasks'"),
+    (GOOD + "conditions: [baseline, sequential]\n", r"s.yaml:12: conditions: sequential and joint cost one training"),
+    (GOOD + "conditions: [joint]\npairs: [[cities, citys]]\n", r"s.yaml:13: pairs.0.1: unknown task 'citys'"),
+    (GOOD + "conditions: [joint]\npairs: [[cities, cities]]\n", r"s.yaml:13: pairs.0: a pair needs two different"),
+    (GOOD + "pairs: [[cities, larger_than]]\n", r"s.yaml:12: pairs: pairs are only used"),
     ("models: [a\n", r"s.yaml:\d+: not valid YAML"),
 ])
 def test_errors_name_file_line_and_field(text, expected):

@@ -105,3 +105,22 @@ def test_report_is_drawn_from_the_results_table_alone(study, tmp_path):
     assert {"summary.md", "smollm2-135m_lora_gain.png", "smollm2-135m_lora_scores.png"} <= names
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "cities" in summary and "[" in summary  # values with CIs
+
+
+def test_sequential_and_joint_conditions_train_once_per_pair(study, tmp_path):
+    spec, _, _, _ = study
+    text = SPEC.format(output=tmp_path / "pairs") + ("conditions: [baseline, direct, sequential, joint]\n"
+                                                      "pairs: [[cities, larger_than]]\n")
+    paired = parse_spec(text, "pairs.yaml")
+    plan = plan_transfer(paired)
+    kinds = sorted(j.label.split(" on ")[1] for j in plan.jobs if j.kind == "train")
+    assert kinds == ["cities (seed 0)", "cities then larger_than (seed 0)", "cities+larger_than (seed 0)",
+                     "larger_than (seed 0)"]
+    assert "of which 2 for sequential/joint pairs" in plan.describe()
+    _, report, where = run_study(paired, quiet=True)
+    assert not report.failed
+    frame = Store(where).results()
+    rows = frame[(frame.metric == "acc") & frame.condition.isin(["sequential", "joint"])]
+    assert set(zip(rows.condition, rows.trained_on)) == {("sequential", "cities>larger_than"),
+                                                         ("joint", "cities+larger_than")}
+    assert {"efficiency:acc", "relative:acc"} <= set(frame[frame.condition == "joint"].metric)

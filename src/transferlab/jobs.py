@@ -69,15 +69,16 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     p = job.params
     loaded = rt.model(p["model"])
     task = get_task(p["task"])
-    examples = task.examples("train")
-    if p["train_examples"]:
-        examples = examples[: p["train_examples"]]
+    limit = p["train_examples"] or None
+    examples = task.examples("train")[:limit]
+    also = [(get_task(name), get_task(name).examples("train")[:limit]) for name in p.get("joint_with", [])]
     config = TrainConfig(**p["train"])
     total = config.steps or None
     with rt.store.writing("adapter", job.key, meta=p) as out:
         result = train_lora(loaded, task, examples, config, out, init_adapter=rt.adapter_dir(p.get("init_adapter")),
-                            progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
-        (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": len(examples)}))
+                            progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"), also=also)
+        count = len(examples) + sum(len(ex) for _, ex in also)
+        (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count}))
     return {"steps": result.steps, "tokens_per_second": round(result.tokens_per_second, 1),
             "final_loss": result.losses[-1] if result.losses else None}
 

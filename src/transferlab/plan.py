@@ -45,7 +45,9 @@ class Plan:
         return sum(j.kind == kind for j in self.jobs)
 
     def describe(self) -> str:
-        return (f"{self.count('train')} trainings and {self.count('evaluate')} evaluations "
+        paired = sum(j.kind == "train" and ("init_adapter" in j.params or "joint_with" in j.params) for j in self.jobs)
+        extra = f", of which {paired} for sequential/joint pairs" if paired else ""
+        return (f"{self.count('train')} trainings{extra} and {self.count('evaluate')} evaluations "
                 f"({len(self.sources)} sources x {len(self.tasks)} targets)")
 
 
@@ -74,7 +76,7 @@ def write_audit(output: Path, audit: dict[str, str]) -> Path:
 
 
 def plan_transfer(spec: Spec) -> Plan:
-    names = list(dict.fromkeys([*spec.tasks, *spec.sources]))
+    names = list(dict.fromkeys([*spec.tasks, *spec.sources, *(t for pair in spec.pairs for t in pair)]))
     fingerprints, audit = audit_tasks(names, spec.eval_split)
     targets = [t for t in spec.tasks if t in fingerprints]
     sources = [s for s in spec.sources if s in fingerprints]
@@ -121,5 +123,32 @@ def plan_transfer(spec: Spec) -> Plan:
                         key = evaluation(model_name, identity, target, seed, train_key, learner.name, condition, source)
                         cells.append(Cell(model_name, learner.name, source, target, condition, seed, key,
                                           baselines[target]))
+                for first, second in spec.pairs:
+                    if second not in baselines or first not in fingerprints:
+                        continue  # a task of the pair was left out (see the audit)
+                    base_params = {"model": model_name, "train": train_config, "learner": learner.name,
+                                   "train_examples": b.train_examples}
+                    first_key = stable_hash("train", identity, fingerprints[first], train_config, b.train_examples)
+                    if "sequential" in spec.conditions:
+                        trainings.append(Job("train", first_key, {**base_params, "task": first},
+                                             label=f"train {learner.name} on {first} (seed {seed})"))
+                        seq_key = stable_hash("train", identity, fingerprints[second], train_config, b.train_examples,
+                                              "after", first_key)
+                        trainings.append(Job("train", seq_key, {**base_params, "task": second, "init_adapter": first_key},
+                                             deps=(first_key,),
+                                             label=f"train {learner.name} on {first} then {second} (seed {seed})"))
+                        label = f"{first}>{second}"
+                        key = evaluation(model_name, identity, second, seed, seq_key, learner.name, "sequential", label)
+                        cells.append(Cell(model_name, learner.name, label, second, "sequential", seed, key,
+                                          baselines[second]))
+                    if "joint" in spec.conditions:
+                        joint_key = stable_hash("train", identity, fingerprints[second], fingerprints[first],
+                                                train_config, b.train_examples, "joint")
+                        trainings.append(Job("train", joint_key, {**base_params, "task": second, "joint_with": [first]},
+                                             label=f"train {learner.name} on {first}+{second} (seed {seed})"))
+                        label = f"{first}+{second}"
+                        key = evaluation(model_name, identity, second, seed, joint_key, learner.name, "joint", label)
+                        cells.append(Cell(model_name, learner.name, label, second, "joint", seed, key,
+                                          baselines[second]))
     unique_trainings = list({j.key: j for j in trainings}.values())  # the same adapter is trained once
     return Plan(unique_trainings + list(evaluations.values()), audit, targets, sources, cells)

@@ -108,6 +108,9 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
                 ax.text(j, i, notes[i][j], ha="center", va="center", fontsize=8,
                         color="black" if light else "white")
     ax.set_title(title)
+    n = int(cells["n"].max()) if "n" in cells else 0
+    note = "cells: value [95% bootstrap CI]" + ("; * = CI excludes 0" if diverging else "") + f"; n ≤ {n} per target"
+    fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

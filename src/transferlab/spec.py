@@ -15,7 +15,9 @@ import yaml
 from transferlab.errors import TransferlabError, closest
 from transferlab.train import TrainConfig
 
-CONDITIONS = ("baseline", "transfer", "direct")
+CONDITIONS = ("baseline", "transfer", "direct", "sequential", "joint")
+DEFAULT_CONDITIONS = ("baseline", "transfer", "direct")
+PAIRED_CONDITIONS = ("sequential", "joint")  # one extra training per (A, B) pair: opt-in via `pairs`
 
 
 class SpecError(TransferlabError):
@@ -48,7 +50,8 @@ class Spec:
     tasks: tuple[str, ...]
     sources: tuple[str, ...]
     learners: tuple[Learner, ...]
-    conditions: tuple[str, ...] = CONDITIONS
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
+    pairs: tuple[tuple[str, str], ...] = ()  # (A, B) pairs for sequential (A then B) and joint (A + B) training
     seeds: tuple[int, ...] = (0,)
     budgets: Budgets = field(default_factory=Budgets)
     eval_split: str = "test"
@@ -137,15 +140,21 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     tasks = _names(data["tasks"], ("tasks",), at)
     sources = _names(data.get("sources", list(tasks)), ("sources",), at)
     for key, names in (("tasks", tasks), ("sources", sources)):
-        _check_tasks(names, key, at)
+        _check_tasks(names, (key,), at)
     models = _names(data["models"], ("models",), at)
     _check_models(models, at)
-    conditions = _names(data.get("conditions", list(CONDITIONS)), ("conditions",), at)
+    conditions = _names(data.get("conditions", list(DEFAULT_CONDITIONS)), ("conditions",), at)
     for i, c in enumerate(conditions):
         if c not in CONDITIONS:
             near = closest(c, CONDITIONS)
             raise at.error(("conditions", i), f"unknown condition {c!r}: " +
                            (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(CONDITIONS)}"))
+    pairs = _pairs(data.get("pairs", []), at)
+    if any(c in PAIRED_CONDITIONS for c in conditions) and not pairs:
+        raise at.error(("conditions",), "sequential and joint cost one training per (A, B) pair: "
+                                        "list the pairs to run under `pairs: [[A, B], ...]`")
+    if pairs and not any(c in PAIRED_CONDITIONS for c in conditions):
+        raise at.error(("pairs",), "pairs are only used by the sequential and joint conditions: add one to conditions")
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or not seeds:
         raise at.error(("seeds",), "expected a non-empty list of integers")
@@ -156,11 +165,25 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
     return Spec(
         name=str(data.get("name", Path(filename).stem)), models=models, tasks=tasks, sources=sources,
-        learners=learners, conditions=conditions, seeds=tuple(seeds), budgets=budgets, eval_split=split,
+        learners=learners, conditions=conditions, pairs=pairs, seeds=tuple(seeds), budgets=budgets, eval_split=split,
         bootstrap=int(data.get("bootstrap", 1000)), output=str(data.get("output", f"runs/{Path(filename).stem}")),
         task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
         source_file=filename,
     )
+
+
+def _pairs(items: Any, at: _Located) -> tuple[tuple[str, str], ...]:
+    if not isinstance(items, list):
+        raise at.error(("pairs",), "expected a list of [source, target] pairs")
+    out = []
+    for i, item in enumerate(items):
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise at.error(("pairs", i), "expected a pair [source, target] of task names")
+        if item[0] == item[1]:
+            raise at.error(("pairs", i), f"a pair needs two different tasks, got {item[0]!r} twice")
+        _check_tasks(tuple(item), ("pairs", i), at)
+        out.append((item[0], item[1]))
+    return tuple(out)
 
 
 def _register_task_files(files: tuple[str, ...], at: _Located) -> None:
@@ -173,14 +196,14 @@ def _register_task_files(files: tuple[str, ...], at: _Located) -> None:
             raise at.error(("task_files", i), str(err)) from None
 
 
-def _check_tasks(names: tuple[str, ...], key: str, at: _Located) -> None:
+def _check_tasks(names: tuple[str, ...], path: tuple[Any, ...], at: _Located) -> None:
     from transferlab.tasks import get_task
 
     for i, name in enumerate(names):
         try:
             get_task(name)
         except TransferlabError as err:
-            raise at.error((key, i), str(err)) from None
+            raise at.error((*path, i), str(err)) from None
 
 
 def _check_models(names: tuple[str, ...], at: _Located) -> None:

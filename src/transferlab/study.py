@@ -37,7 +37,7 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
     rows: list[ResultRow] = []
     direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
     for cell in plan.cells:
-        if cell.condition == "transfer":
+        if cell.condition in ("transfer", "sequential", "joint"):
             partner = direct.get((cell.model, cell.learner, cell.seed, cell.evaluated_on))
             if partner is not None:
                 rows += _normalised(cell, partner, store, resamples)

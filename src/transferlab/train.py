@@ -153,15 +153,19 @@ def collate(rows: Sequence[tuple[list[int], int]], pad_id: int) -> tuple[torch.T
 
 
 def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
-               init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None) -> TrainResult:
+               init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None,
+               also: Sequence[tuple[Task, Sequence[Example]]] = ()) -> TrainResult:
     """Train a LoRA adapter on `examples` and save it as a PEFT directory in `out_dir`.
 
-    With `init_adapter`, training continues from that adapter (sequential training).
+    With `init_adapter`, training continues from that adapter (sequential training);
+    `also` adds examples of other tasks, each in its own prompt format (joint training).
     """
     if not examples:
         raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
     model, tokenizer = loaded.model, loaded.tokenizer
     rows = tokenize(task, examples, tokenizer, config.max_seq_len)
+    for other, other_examples in also:
+        rows += tokenize(other, other_examples, tokenizer, config.max_seq_len)
     steps = config.steps or max(1, math.ceil(config.epochs * len(rows) / config.batch_size))
     batches = length_bucketed_batches([len(r[0]) for r in rows], config.batch_size, steps, config.seed)
 

@@ -28,10 +28,12 @@ def render_context(task: Task, example: Example, tokenizer: Any) -> str:
             messages.append({"role": "assistant", "content": shot.target})
         messages.append({"role": "user", "content": example.prompt})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # Without a chat template (a base model), plain text; models such as Gemma need their
+    # BOS token, which a chat template would have written itself.
     parts = [task.system_prompt] if task.system_prompt else []
     parts += [f"{s.prompt}\n{s.target}\n" for s in shots]
     parts.append(f"{example.prompt}\n")
-    return "\n".join(parts)
+    return (getattr(tokenizer, "bos_token", None) or "") + "\n".join(parts)
 
 
 def end_of_turn(tokenizer: Any) -> str:
