@@ -49,3 +49,13 @@ def test_dry_run_prints_the_plan(tmp_path):
                     f"output: {tmp_path / 'out'}\n")
     result = runner.invoke(app, ["run", str(spec), "--dry-run"])
     assert result.exit_code == 0 and "2 trainings and 6 evaluations" in result.output
+
+
+def test_cache_dir_flag_is_global(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.delenv("TRANSFERLAB_CACHE", raising=False)
+    result = runner.invoke(app, ["--cache-dir", str(tmp_path), "models", "list"])
+    assert result.exit_code == 0 and "converted" in result.output
+    assert os.environ["TRANSFERLAB_CACHE"] == str(tmp_path)
+    monkeypatch.delenv("TRANSFERLAB_CACHE")

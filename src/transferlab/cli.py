@@ -29,6 +29,17 @@ err = Console(stderr=True)
 DEMO_SPEC = Path(__file__).parent / "specs" / "demo.yaml"
 
 
+@app.callback()
+def _global(cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", envvar="TRANSFERLAB_CACHE",
+        help="Where converted models and hashes are cached (default ~/.cache/transferlab).")) -> None:
+    """When something is learned on A, how much of it holds on B?"""
+    import os
+
+    if cache_dir:
+        os.environ["TRANSFERLAB_CACHE"] = str(cache_dir)
+
+
 def _include(paths: list[Path] | None) -> None:
     from transferlab.tasks.yaml_task import register_task_file
 
@@ -63,8 +74,8 @@ def models_list() -> None:
 @models_app.command("pull")
 def models_pull(name: str = typer.Argument("smollm2-135m", help="Built-in model name."),
                 force: bool = typer.Option(False, help="Convert again even if cached."),
-                cache: Optional[Path] = typer.Option(None, help="Cache directory (default $TRANSFERLAB_CACHE "
-                                                                 "or ~/.cache/transferlab).")) -> None:
+                cache: Optional[Path] = typer.Option(None, help="Cache directory (default: --cache-dir, "
+                                                                 "$TRANSFERLAB_CACHE or ~/.cache/transferlab).")) -> None:
     """Convert a bundled GGUF model into the safetensors cache (done once; later loads take < 2 s)."""
     from transferlab.models import pull
 
@@ -96,12 +107,16 @@ def models_info(name: str = typer.Argument("smollm2-135m", help="Model reference
 def tasks_list(counts: bool = typer.Option(False, "--counts", help="Load every task to count its examples "
                                                                     "(slower)."),
                domain: Optional[str] = typer.Option(None, help="Only tasks of this domain."),
+               tsv: bool = typer.Option(False, "--tsv", help="Tab-separated output, for scripts."),
                include: Optional[list[Path]] = IncludeOpt) -> None:
     """List the registered tasks (with example counts per split when --counts)."""
     from transferlab.tasks import SPLITS, get_task, task_names
 
     _include(include)
-    table = Table("task", "domain", "type", "primary metric", *([*SPLITS] if counts else []))
+    header = ("task", "domain", "type", "primary metric", *([*SPLITS] if counts else []))
+    table = Table(*header)
+    if tsv:
+        out.print("\t".join(header), markup=False, highlight=False, soft_wrap=True)
     for name in task_names():
         task = get_task(name)
         if domain and task.domain != domain:
@@ -112,8 +127,13 @@ def tasks_list(counts: bool = typer.Option(False, "--counts", help="Load every t
                 extra = [str(len(task.examples(s))) for s in SPLITS]
             except TransferlabError as e:
                 extra = [f"unavailable: {e}", "", ""]
-        table.add_row(name, task.domain, task.output_type, task.primary_metric, *extra)
-    out.print(table)
+        if tsv:
+            out.print("\t".join([name, task.domain, task.output_type, task.primary_metric, *extra]), markup=False,
+                      highlight=False, soft_wrap=True)
+        else:
+            table.add_row(name, task.domain, task.output_type, task.primary_metric, *extra)
+    if not tsv:
+        out.print(table)
 
 
 @tasks_app.command("show")
