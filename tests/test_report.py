@@ -1,0 +1,47 @@
+"""Reports are drawn from a results table alone: here one written by hand, as another tool would."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+from transferlab.store import RESULT_COLUMNS
+
+
+def tidy_table() -> pd.DataFrame:
+    rows = []
+    for target, base in (("cities", 0.5), ("larger_than", 0.55)):
+        rows.append(("m", "-", "-", target, "baseline", 0, "acc", base, 100, base - 0.1, base + 0.1))
+        for source in ("cities", "larger_than"):
+            condition = "direct" if source == target else "transfer"
+            gain = 0.2 if source == target else -0.05
+            rows.append(("m", "lora", source, target, condition, 0, "acc", base + gain, 100, base + gain - 0.1,
+                         base + gain + 0.1))
+            rows.append(("m", "lora", source, target, condition, 0, "gain:acc", gain, 100, gain - 0.08, gain + 0.08))
+            if condition == "transfer":
+                rows.append(("m", "lora", source, target, condition, 0, "relative:acc", -0.25, 100, -0.7, 0.2))
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def test_import_then_report_without_any_model(tmp_path):
+    csv = tmp_path / "from-elsewhere.csv"
+    tidy_table().to_csv(csv, index=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["results", "import", str(tmp_path / "run"), str(csv)]).exit_code == 0
+    result = runner.invoke(app, ["report", str(tmp_path / "run"), "--title", "imported"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "run" / "report"
+    assert (report / "m_lora_gain.png").stat().st_size > 10_000
+    summary = (report / "summary.md").read_text()
+    assert "+0.200 [+0.120, +0.280]*" in summary  # a significant direct gain, starred
+    assert "-0.250 [-0.700, +0.200]" in summary  # relative transfer with its CI
+    assert "direct training helped its own task significantly in 2 of 2 tasks" in summary
+
+
+def test_report_of_an_empty_run_is_a_clear_error(tmp_path):
+    from transferlab.store import Store
+
+    Store(tmp_path / "empty")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
+    assert result.exit_code != 0 and "empty" in str(result.exception)
