@@ -60,3 +60,23 @@ def test_local_directory_model_loads(tmp_path):
     make_tokenizer().save_pretrained(tmp_path)
     loaded = load(str(tmp_path))
     assert loaded.ref.kind == "local" and loaded.identity.startswith(tmp_path.name)
+
+
+@pytest.mark.integration
+def test_hub_id_loads_from_the_local_hugging_face_cache(tmp_path, monkeypatch):
+    """The hub path is real: a model in the standard cache layout loads by its id, offline."""
+    from conftest import make_tokenizer
+
+    snapshot = tmp_path / "hub" / "models--test-org--tiny" / "snapshots" / "0123456789abcdef0123"
+    models.tiny_llama().save_pretrained(snapshot)
+    make_tokenizer().save_pretrained(snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123456789abcdef0123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    loaded = models.load("test-org/tiny")
+    assert loaded.ref.kind == "hub" and loaded.identity == "test-org/tiny@0123456789abcdef"

@@ -243,17 +243,18 @@ def model_identity(ref: ModelRef, cache: Path | None = None) -> str:
     return f"{ref.name}@{_hub_revision(ref.name)}"
 
 
+def _hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
 def _hub_revision(repo_id: str) -> str:
     """The commit of a hub model in the local Hugging Face cache, so a new upload is a new identity."""
-    try:
-        from huggingface_hub import scan_cache_dir
-
-        for repo in scan_cache_dir().repos:
-            if repo.repo_id == repo_id and repo.revisions:
-                return sorted(repo.revisions, key=lambda r: r.last_modified)[-1].commit_hash[:16]
-    except Exception:  # the cache may not exist; then the id alone is the identity
-        pass
-    return "unversioned"
+    ref = _hub_cache() / f"models--{repo_id.replace('/', '--')}" / "refs" / "main"
+    return ref.read_text().strip()[:16] if ref.exists() else "unversioned"
 
 
 def load(ref: str | ModelRef = DEFAULT_MODEL, device: str | None = None, dtype: str | None = None,
