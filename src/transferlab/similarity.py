@@ -102,16 +102,18 @@ class Encoder:
         """Unit-length embeddings, one row per text."""
         import torch
 
-        rows = []
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch with less padding
         with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                batch = self.tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                batch = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.device)
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                rows.append(torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy())
-        return np.concatenate(rows) if rows else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+                out[chunk] = torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy()
+        return out
 
 
 @lru_cache(maxsize=2)
@@ -131,7 +133,8 @@ _embeddings: dict[tuple[str, int], np.ndarray] = {}
 def task_embedding(task: Task | str, n: int = 200, encoder: Encoder | None = None) -> np.ndarray:
     """Mean embedding of a task's sample, cached per (task fingerprint, n).
 
-    The fingerprint covers data and prompts, so an edited task is re-embedded.
+    The fingerprint covers data and prompts, so an edited task is re-embedded; the key
+    omits the model, since there is one (pass a different `encoder` only in a fresh process).
     """
     task = _as_task(task)
     key = (task.fingerprint(), n)
