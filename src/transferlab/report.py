@@ -152,6 +152,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
                       "gain's 95% CI includes zero: the oracle gained nothing measurable, so a ratio would be noise.",
                       ""]
             lines += _table(relative, signed=True, caption="")
+    lines += analysis_sections(results)
     summary = out_dir / "summary.md"
     tmp = summary.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
@@ -199,3 +200,46 @@ def _findings(gains: pd.DataFrame) -> list[str]:
                        f"{r.trained_on} → {r.evaluated_on}" for r in negative.itertuples()) if len(negative) else "")
                    + ".")
     return out + [""]
+
+
+def analysis_sections(results: pd.DataFrame) -> list[str]:
+    """Capability drift, asymmetry and the seed-002 hypotheses, as Markdown (from the table alone)."""
+    from transferlab.drift import drift_table
+    from transferlab.transfer_analysis import asymmetry, hypothesis_table
+
+    lines: list[str] = []
+    sections = [
+        ("Capability drift", lambda: drift_table(results),
+         ["trained_on", "label", "on_label_gain", "on_label_ci_low", "on_label_ci_high", "best_off_label",
+          "best_off_label_gain", "drift_score", "pattern"],
+         "Each adapter's nominal label is the domain it was trained on; the drift score is the mean off-label "
+         "gain minus the on-label gain, in the metric's own units."),
+        ("Asymmetry (A→B vs B→A, transfer gain)", lambda: asymmetry(results),
+         ["task_a", "task_b", "a_to_b", "b_to_a", "difference", "disjoint"], ""),
+        ("Hypotheses of seed 002", lambda: hypothesis_table(results),
+         ["hypothesis", "claim", "evidence", "verdict"], ""),
+    ]
+    for title, build, columns, note in sections:
+        lines += [f"## {title}", ""]
+        try:
+            frame = build()
+        except ValueError as err:
+            lines += [f"Not enough cells: {err}", ""]
+            continue
+        if frame.empty:
+            lines += ["No cells to show.", ""]
+            continue
+        if note:
+            lines += [note, ""]
+        shown = [c for c in columns if c in frame.columns]
+        lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+        for _, row in frame.iterrows():
+            lines.append("| " + " | ".join(_cell(row[c]) for c in shown) + " |")
+        lines.append("")
+    return lines
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "NA" if pd.isna(value) else f"{value:+.3f}"
+    return str(value).replace("|", "/")
