@@ -192,11 +192,6 @@ class TaskEvaluation:
         return {"task": self.task, "split": self.split, "uids": self.uids, "scores": self.scores,
                 "outputs": self.outputs, "weights": self.weights}
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TaskEvaluation:
-        return cls(data["task"], data["split"], data["uids"], data["scores"], data.get("outputs", []),
-                   data.get("weights", {}))
-
 
 def request_count(task: Task, examples: Sequence[Example]) -> int:
     """How many model requests `evaluate_task` makes: the unit of its progress callback."""

@@ -28,21 +28,13 @@ def primary_metric(task: str, available: list[str]) -> str:
     return sorted(available)[0]
 
 
-def _seed_mean(frame: pd.DataFrame) -> pd.DataFrame:
-    """Average over seeds; CIs are averaged too and the seed spread is kept as `std`."""
-    keys = ["model", "learner", "trained_on", "evaluated_on", "condition", "metric"]
-    out = frame.groupby(keys, as_index=False).agg(value=("value", "mean"), std=("value", "std"),
-                                                  seeds=("seed", "nunique"), n=("n", "max"),
-                                                  ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"))
-    out["std"] = out["std"].fillna(0.0)
-    return out
-
-
 def matrices(results: pd.DataFrame, model: str, learner: str,
              kinds: tuple[str, ...] = ("", "gain:")) -> list[pd.DataFrame]:
     """One long frame per metric kind ('' = scores, 'gain:', 'relative:', 'efficiency:'),
     each with rows = what was trained on ('base' first) and columns = targets."""
-    frame = _seed_mean(results[results["model"] == model])
+    from transferlab.transfer_analysis import seed_mean
+
+    frame = seed_mean(results[results["model"] == model])
     targets = sorted(frame["evaluated_on"].unique())
     metric_of = {t: primary_metric(t, sorted(frame.loc[frame["evaluated_on"] == t, "metric"].unique()))
                  for t in targets}

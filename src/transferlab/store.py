@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +152,6 @@ class Store:
                                       "ORDER BY model, condition, trained_on, evaluated_on, seed, metric", db)
         return frame
 
-    def delete_results(self, **where: Any) -> None:
-        clause = " AND ".join(f"{k} = ?" for k in where)
-        with self._db() as db:
-            db.execute(f"DELETE FROM results WHERE {clause}", tuple(where.values()))
-
     # ---- job records -----------------------------------------------------------------
     def record_job(self, key: str, kind: str, status: str, detail: str = "", seconds: float = 0.0) -> None:
         with self._db() as db:
@@ -218,7 +213,3 @@ def _optional_float(value: Any) -> float | None:
         return None
     number = float(value)
     return None if number != number else number
-
-
-def row_dict(row: ResultRow) -> dict[str, Any]:
-    return asdict(row)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,7 +143,3 @@ def score_choices(example: Example, logprobs: Sequence[float]) -> dict[str, floa
     normed = [lp / max(1, len(c)) for lp, c in zip(logprobs, example.choices)]
     best_norm = max(range(len(normed)), key=lambda i: normed[i])
     return {"acc": float(best == example.answer), "acc_norm": float(best_norm == example.answer)}
-
-
-def finite_or_nan(x: float) -> float:
-    return x if math.isfinite(x) else float("nan")
