@@ -43,7 +43,7 @@ def hf_trainer(loaded, task, examples, config) -> float:
     model = get_peft_model(loaded.model, config.lora_config())
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=config.batch_size, max_steps=config.steps,
-                                 learning_rate=config.learning_rate, warmup_ratio=config.warmup_ratio,
+                                 learning_rate=config.learning_rate, warmup_steps=int(config.warmup_ratio * config.steps),
                                  lr_scheduler_type="cosine", weight_decay=config.weight_decay,
                                  max_grad_norm=config.grad_clip, logging_strategy="no", save_strategy="no",
                                  report_to=[], seed=config.seed, remove_unused_columns=False, use_cpu=True,
