@@ -1,13 +1,15 @@
 """Run a transfer study end to end: plan, execute, summarise into the results table, report.
 
 Summarising reads the stored per-example evaluations and writes, for every cell, the
-score with its bootstrap CI and the transfer gain over the baseline with a paired CI.
+score with its bootstrap CI, the gain over the baseline with a paired CI, and for
+transfer-like cells the efficiency and relative transfer against the direct cell.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,10 +24,19 @@ from transferlab.store import NONE, ResultRow, Store, check_writable
 from transferlab.tasks import get_task
 
 
-def _load_evaluation(store: Store, key: str) -> dict | None:
-    if not store.has("evaluation", key):
-        return None
-    return store.read_json("evaluation", key, "evaluation.json")
+Loader = Callable[[str], "dict | None"]
+
+
+def _evaluation_loader(store: Store) -> Loader:
+    """Each evaluation verified and parsed once, however many cells share it (baselines do)."""
+    loaded: dict[str, dict | None] = {}
+
+    def load(key: str) -> dict | None:
+        if key not in loaded:
+            loaded[key] = store.read_json("evaluation", key, "evaluation.json") if store.has("evaluation", key) else None
+        return loaded[key]
+
+    return load
 
 
 NA = float("nan")
@@ -35,16 +46,17 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
     """Write score and gain rows for every cell whose evaluations exist, and for transfer
     cells the normalised metrics (efficiency, relative transfer); returns the row count."""
     rows: list[ResultRow] = []
+    load = _evaluation_loader(store)
     direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
     for cell in plan.cells:
         if cell.condition in ("transfer", "sequential", "joint"):
             partner = direct.get((cell.model, cell.learner, cell.seed, cell.evaluated_on))
             if partner is not None:
-                rows += _normalised(cell, partner, store, resamples)
-        result = _load_evaluation(store, cell.evaluation)
+                rows += _normalised(cell, partner, load, resamples)
+        result = load(cell.evaluation)
         if result is None:
             continue
-        base = _load_evaluation(store, cell.baseline)
+        base = load(cell.baseline)
         task = get_task(cell.evaluated_on)
         for metric in task.metrics:
             scores = result["scores"][metric]
@@ -58,14 +70,14 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
     return store.add_results(rows)
 
 
-def _normalised(cell: Cell, direct: Cell, store: Store, resamples: int) -> list[ResultRow]:
+def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[ResultRow]:
     """Transfer efficiency = transfer / direct, and relative transfer (gap recovered) =
     (transfer - base) / (direct - base), paired over the examples all three share.
 
     Relative transfer is NA when the direct gain's CI includes zero: the oracle itself
     gained nothing distinguishable from noise, so any ratio would be meaningless.
     """
-    evaluations = [_load_evaluation(store, k) for k in (cell.evaluation, direct.evaluation, cell.baseline)]
+    evaluations = [load(k) for k in (cell.evaluation, direct.evaluation, cell.baseline)]
     if any(e is None for e in evaluations):
         return []
     transfer, oracle, base = evaluations
