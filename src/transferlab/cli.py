@@ -245,42 +245,27 @@ def train(task: str = typer.Argument(..., help="Source task to train on (its tra
 
 # ---- studies -----------------------------------------------------------------------------
 @app.command()
-def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML)."),
+def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML); its `study:` field (transfer, probes, "
+                                              "translation) picks the runner."),
         output: Optional[Path] = typer.Option(None, "--out", help="Override the spec's output directory."),
         no_report: bool = typer.Option(False, help="Skip drawing the report."),
         dry_run: bool = typer.Option(False, help="Print the plan and stop.")) -> None:
     """Run an experiment spec; only missing jobs run, so a killed run resumes where it stopped."""
-    import dataclasses
+    from transferlab.studies import runner, study_kind
 
-    from transferlab.plan import plan_transfer
-    from transferlab.spec import load_spec
-    from transferlab.study import run_study
+    kind = study_kind(spec)
+    if kind == "transfer":
+        from transferlab.study import run_spec
 
-    parsed = load_spec(spec)
-    if output:
-        parsed = dataclasses.replace(parsed, output=str(output))
-    if dry_run:
-        plan = plan_transfer(parsed)
-        out.print(f"plan: {plan.describe()}")
-        for job in plan.jobs:
-            out.print(f"  {job.kind:8s} {job.key}  {job.label}")
-        return
-    _, report, where = run_study(parsed, console=err)
-    if not no_report:
-        _report(where, parsed.name)
-    if report.failed:
-        err.print(f"[yellow]{len(report.failed)} jobs failed; see `transferlab results jobs {where}`[/]")
+        run_spec(spec, output, dry_run, console=err, report=not no_report)
+    else:
+        runner(kind)(spec, output, dry_run, err)
 
 
 def _report(run_dir: Path, title: str) -> list[Path]:
-    from transferlab.report import write_report
-    from transferlab.store import Store
+    from transferlab.study import write_run_report
 
-    written = write_report(Store(run_dir).results(), run_dir / "report", title=title)
-    out.print(f"report: {written[0]}")
-    for p in written[1:]:
-        out.print(f"figure: {p}")
-    return written
+    return write_run_report(run_dir, title, out)
 
 
 @app.command()

@@ -63,7 +63,7 @@ class Spec:
     source_file: str = "<spec>"
 
 
-TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"}
+TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"} | {"study"}  # study: transfer
 BUDGET_FIELDS = {f.name for f in dataclasses.fields(Budgets)}
 LORA_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -130,6 +130,8 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     if not isinstance(data, dict):
         raise at.error((), "a spec is a mapping of fields (name, models, tasks, ...)")
     _check_keys(data, TOP_FIELDS, (), at)
+    if data.get("study", "transfer") != "transfer":
+        raise at.error(("study",), f"this parser reads transfer specs, got study: {data['study']!r}")
     for required in ("models", "tasks"):
         if required not in data:
             raise at.error((), f"missing required field {required!r}")

@@ -130,3 +130,39 @@ def run_study(spec: Spec, executor: Executor | None = None, console: Console | N
     console.print(f"ran {len(report.done)} jobs, reused {len(report.reused)}, failed {len(report.failed)}, "
                   f"skipped {len(report.skipped)} in {time.perf_counter() - start:.0f} s")
     return plan, report, output
+
+
+def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, console: Console | None = None,
+             report: bool = True) -> Path | None:
+    """`transferlab run` for a transfer spec: plan (and stop, if `dry_run`), run, summarise, report."""
+    import dataclasses
+
+    from transferlab.spec import load_spec
+
+    console = console or Console(stderr=True)
+    spec = load_spec(path)
+    if output:
+        spec = dataclasses.replace(spec, output=str(output))
+    if dry_run:
+        plan = plan_transfer(spec)
+        console.print(f"plan: {plan.describe()}")
+        for job in plan.jobs:
+            console.print(f"  {job.kind:8s} {job.key}  {job.label}")
+        return None
+    _, outcome, where = run_study(spec, console=console)
+    if report:
+        write_run_report(where, spec.name, console)
+    if outcome.failed:
+        console.print(f"[yellow]{len(outcome.failed)} jobs failed; see `transferlab results jobs {where}`[/]")
+    return where
+
+
+def write_run_report(run_dir: Path, title: str, console: Console) -> list[Path]:
+    """Draw the report of a transfer run from its results table alone."""
+    from transferlab.report import write_report
+
+    written = write_report(Store(run_dir).results(), run_dir / "report", title=title)
+    console.print(f"report: {written[0]}")
+    for p in written[1:]:
+        console.print(f"figure: {p}")
+    return written
