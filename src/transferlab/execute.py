@@ -35,7 +35,12 @@ class Executor(Protocol):
 
 
 def is_complete(job: Job, runtime: Runtime) -> bool:
-    return runtime.store.has(ARTIFACT_KIND[job.kind], job.key) and runtime.store.job_status(job.key) == "done"
+    """An intact artifact is a finished job, whichever run (sharing the artifacts) produced it."""
+    if not runtime.store.has(ARTIFACT_KIND[job.kind], job.key):
+        return False
+    if runtime.store.job_status(job.key) != "done":
+        runtime.store.record_job(job.key, job.kind, "done", "reused an existing artifact")
+    return True
 
 
 class LocalExecutor:

@@ -15,6 +15,7 @@ from typing import Any
 
 from transferlab import models
 from transferlab.analysis import bootstrap_mean
+from transferlab.errors import TransferlabError
 from transferlab.store import NONE, ResultRow, Store
 
 
@@ -72,7 +73,11 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     limit = p["train_examples"] or None
     examples = task.examples("train")[:limit]
     also = [(get_task(name), get_task(name).examples("train")[:limit]) for name in p.get("joint_with", [])]
-    config = TrainConfig(**p["train"])
+    settings = dict(p["train"])
+    method = settings.pop("method", "lora")
+    if method != "lora":
+        raise TransferlabError(f"unknown training method {method!r} in job {job.key}")
+    config = TrainConfig(**settings)
     total = config.steps or None
     with rt.store.writing("adapter", job.key, meta=p) as out:
         result = train_lora(loaded, task, examples, config, out, init_adapter=rt.adapter_dir(p.get("init_adapter")),

@@ -51,8 +51,9 @@ class Plan:
                 f"({len(self.sources)} sources x {len(self.tasks)} targets)")
 
 
-def audit_tasks(names: list[str], split: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Load each task's data once; return (fingerprints, failures)."""
+def audit_tasks(names: list[str], split: str, targets: set[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Load each task's data once; return (fingerprints, failures). A target (all names by
+    default) with nothing in the evaluated split is an error: there would be nothing to score."""
     fingerprints, failures = {}, {}
     for name in names:
         try:
@@ -61,7 +62,7 @@ def audit_tasks(names: list[str], split: str) -> tuple[dict[str, str], dict[str,
         except Exception as err:  # a data problem in one task must not stop the matrix
             failures[name] = f"{type(err).__name__}: {err}"
             continue
-        if not task.examples(split):
+        if (targets is None or name in targets) and not task.examples(split):
             raise TransferlabError(f"task {name!r} has no {split} examples after splitting: "
                                    "it cannot be a target; remove it from tasks")
     return fingerprints, failures
@@ -77,7 +78,7 @@ def write_audit(output: Path, audit: dict[str, str]) -> Path:
 
 def plan_transfer(spec: Spec) -> Plan:
     names = list(dict.fromkeys([*spec.tasks, *spec.sources, *(t for pair in spec.pairs for t in pair)]))
-    fingerprints, audit = audit_tasks(names, spec.eval_split)
+    fingerprints, audit = audit_tasks(names, spec.eval_split, targets=set(spec.tasks))
     targets = [t for t in spec.tasks if t in fingerprints]
     sources = [s for s in spec.sources if s in fingerprints]
     for s in sources:
@@ -85,6 +86,10 @@ def plan_transfer(spec: Spec) -> Plan:
             audit[s] = "no train examples"
     sources = [s for s in sources if s not in audit]
     b = spec.budgets
+
+    def label_of(source: str) -> str:
+        return spec.labels.get(source) or get_task(source).domain
+
     trainings: list[Job] = []
     evaluations: dict[str, Job] = {}
     cells: list[Cell] = []
@@ -109,7 +114,7 @@ def plan_transfer(spec: Spec) -> Plan:
             if "baseline" in spec.conditions:
                 cells += [Cell(model_name, None, None, t, "baseline", seed, k, k) for t, k in baselines.items()]
             for learner in spec.learners:
-                train_config = {**learner.train.to_dict(), "seed": seed}
+                train_config = {**learner.train.to_dict(), "seed": seed, "method": learner.type}
                 for source in sources:
                     wanted = {t: ("direct" if t == source else "transfer") for t in targets}
                     wanted = {t: c for t, c in wanted.items() if c in spec.conditions}
@@ -118,7 +123,7 @@ def plan_transfer(spec: Spec) -> Plan:
                     train_key = stable_hash("train", identity, fingerprints[source], train_config, b.train_examples)
                     trainings.append(Job("train", train_key, {
                         "model": model_name, "task": source, "train": train_config, "learner": learner.name,
-                        "train_examples": b.train_examples}, label=f"train {learner.name} on {source} (seed {seed})"))
+                        "train_examples": b.train_examples, "label": label_of(source)}, label=f"train {learner.name} on {source} (seed {seed})"))
                     for target, condition in wanted.items():
                         key = evaluation(model_name, identity, target, seed, train_key, learner.name, condition, source)
                         cells.append(Cell(model_name, learner.name, source, target, condition, seed, key,

@@ -57,6 +57,8 @@ class Spec:
     eval_split: str = "test"
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals
     output: str = "runs/experiment"
+    artifacts: str | None = None  # a directory of adapters/evaluations shared with other runs (default: in output)
+    labels: dict[str, str] = field(default_factory=dict)  # source -> nominal label (default: the task's domain)
     task_files: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
@@ -162,6 +164,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         raise at.error(("seeds",), "expected a non-empty list of integers")
     budgets = _budgets(data.get("budgets", {}) or {}, at)
     learners = _learners(data.get("learners", [{"name": "lora", "type": "lora"}]), at)
+    labels = _labels(data.get("labels", {}) or {}, sources, at)
     split = data.get("eval_split", "test")
     if split not in ("dev", "test"):
         raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
@@ -169,6 +172,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         name=str(data.get("name", Path(filename).stem)), models=models, tasks=tasks, sources=sources,
         learners=learners, conditions=conditions, pairs=pairs, seeds=tuple(seeds), budgets=budgets, eval_split=split,
         bootstrap=int(data.get("bootstrap", 1000)), output=str(data.get("output", f"runs/{Path(filename).stem}")),
+        artifacts=str(data["artifacts"]) if data.get("artifacts") else None, labels=labels,
         task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
         source_file=filename,
     )
@@ -186,6 +190,20 @@ def _pairs(items: Any, at: _Located) -> tuple[tuple[str, str], ...]:
         _check_tasks(tuple(item), ("pairs", i), at)
         out.append((item[0], item[1]))
     return tuple(out)
+
+
+def _labels(data: Any, sources: tuple[str, ...], at: _Located) -> dict[str, str]:
+    """Nominal labels: what each source's adapter is *said* to be for (seed 004's drift)."""
+    if not isinstance(data, dict):
+        raise at.error(("labels",), "expected a mapping of source task to label, e.g. {alpaca_gpt4: instruction_following}")
+    for task, label in data.items():
+        if task not in sources:
+            near = closest(str(task), sources)
+            hint = f"did you mean {near[0]!r}?" if near else f"sources are: {', '.join(sources)}"
+            raise at.error(("labels", task), f"{task!r} is not a source: {hint}")
+        if not isinstance(label, str) or not label:
+            raise at.error(("labels", task), f"expected a label name, got {label!r}")
+    return {str(k): v for k, v in data.items()}
 
 
 def _register_task_files(files: tuple[str, ...], at: _Located) -> None:

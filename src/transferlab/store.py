@@ -71,11 +71,16 @@ def check_writable(root: Path, need_bytes: int = 50 << 20) -> None:
 
 
 class Store:
-    """Artifacts under `root/artifacts/<kind>/<key>/` and results in `root/results.sqlite`."""
+    """Artifacts under `root/artifacts/<kind>/<key>/` and results in `root/results.sqlite`.
 
-    def __init__(self, root: str | Path):
+    `artifacts` puts the content-addressed artifacts elsewhere, e.g. one directory shared
+    by several runs: an adapter or evaluation another spec already produced is reused.
+    """
+
+    def __init__(self, root: str | Path, artifacts: str | Path | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.artifacts = Path(artifacts) if artifacts else self.root / "artifacts"
         self.db_path = self.root / "results.sqlite"
         with self._db() as db:
             db.execute(f"""CREATE TABLE IF NOT EXISTS results (
@@ -96,7 +101,7 @@ class Store:
 
     # ---- artifacts -------------------------------------------------------------------
     def path(self, kind: str, key: str) -> Path:
-        return self.root / "artifacts" / kind / key
+        return self.artifacts / kind / key
 
     def has(self, kind: str, key: str) -> bool:
         """True if the artifact exists and every file matches its manifest; a corrupt one is removed."""

@@ -113,7 +113,7 @@ def run_study(spec: Spec, executor: Executor | None = None, console: Console | N
     console = console or Console(stderr=True)
     output = Path(spec.output)
     check_writable(output)
-    store = Store(output)
+    store = Store(output, artifacts=spec.artifacts)
     plan = plan_transfer(spec)
     if plan.audit:
         audit_path = write_audit(output, plan.audit)

@@ -16,6 +16,7 @@ _BUILTIN_MODULES = (
     "transferlab.tasks.humaneval",
     "transferlab.tasks.ifeval",
     "transferlab.tasks.truth",
+    "transferlab.tasks.instructions",
 )
 _loaded = False
 
