@@ -75,14 +75,21 @@ class TrainResult:
     tokens: int  # completion tokens the loss was computed on
     seconds: float
     losses: list[float] = field(default_factory=list)
+    # Reinforcement learning (rl.train_grpo) only; empty / None for supervised training:
+    rewards: list[float] = field(default_factory=list)  # mean reward of the sampled completions, per step
+    zero_variance_share: float | None = None  # share of prompt groups whose rewards were all equal (no signal)
+    details: dict[str, list[float]] = field(default_factory=dict)  # further per-step logs (kl, clip fraction, ...)
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"steps": self.steps, "tokens": self.tokens, "seconds": self.seconds, "losses": self.losses,
-                "tokens_per_second": self.tokens_per_second}
+        out = {"steps": self.steps, "tokens": self.tokens, "seconds": self.seconds, "losses": self.losses,
+               "tokens_per_second": self.tokens_per_second}
+        if self.rewards:
+            out.update(rewards=self.rewards, zero_variance_share=self.zero_variance_share, details=self.details)
+        return out
 
 
 def tokenize(task: Task, examples: Sequence[Example], tokenizer: Any, max_seq_len: int) -> list[tuple[list[int], int]]:
@@ -116,8 +123,12 @@ def length_bucketed_batches(lengths: Sequence[int], batch_size: int, steps: int,
     return batches[:steps]
 
 
-def get_lr(step: int, total: int, config: TrainConfig) -> float:
-    """Learning rate at `step`: (1) linear warm-up, (2) cosine decay to min_lr_ratio of the peak."""
+def get_lr(step: int, total: int, config: Any) -> float:
+    """Learning rate at `step`: (1) linear warm-up, (2) cosine decay to min_lr_ratio of the peak.
+
+    `config` is any config with `learning_rate`, `warmup_ratio` and `min_lr_ratio`
+    (TrainConfig, rl.GRPOConfig).
+    """
     warmup = int(config.warmup_ratio * total)
     if step < warmup:  # 1) warm-up
         return config.learning_rate * (step + 1) / warmup
@@ -126,8 +137,9 @@ def get_lr(step: int, total: int, config: TrainConfig) -> float:
     return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def completion_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy over completion tokens, with vocabulary logits for those positions only."""
+def completion_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor,
+                      labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vocabulary logits at the completion positions only, and the tokens they predict."""
     backbone = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = backbone.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
@@ -136,8 +148,14 @@ def completion_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: t
     cap = getattr(backbone.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    n = int(selected.sum())
-    return torch.nn.functional.cross_entropy(logits.float(), targets[selected], reduction="sum") / max(1, n), n
+    return logits, targets[selected]
+
+
+def completion_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over completion tokens, with vocabulary logits for those positions only."""
+    logits, targets = completion_logits(model, ids, mask, labels)
+    n = int(targets.numel())
+    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum") / max(1, n), n
 
 
 def collate(rows: Sequence[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,0 +1,415 @@
+"""Reinforcement learning on verifiable rewards (GRPO-style) for LoRA adapters.
+
+The task's own scorer is the reward: GSM8K's answer check, IFEval's instruction checkers,
+HumanEval's unit tests (in the sandbox). Each step, written out top to bottom:
+
+1. take `prompts_per_step` training prompts (a seeded order, cycling over the data);
+2. sample `group_size` completions per prompt from the current policy (the adapter
+   model), batched with a KV cache, temperature / top-p sampling from a seeded
+   `torch.Generator`, stopped by end-of-turn or one of the task's stop sequences;
+3. reward = `task.score(example, completion)[reward_metric]`;
+   advantage = reward - group mean (divided by the group's std when `normalize_advantages`);
+   a group whose rewards are all equal has zero advantage and teaches nothing: it is
+   counted, and the share of such groups is reported, because a run where most groups
+   are flat (a task far too hard or too easy for the model) learns nothing;
+4. loss = - token mean of min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) over the
+   completion tokens (PPO clip; ratio = pi / pi_old, 1 on the first inner step)
+   + kl_coef * token mean of the k3 estimate of KL(pi || base), where base is the same
+   model with the adapter disabled;
+5. AdamW step with warm-up then cosine decay (the schedule of `train.py`).
+
+The adapter is saved as a PEFT directory only when training ends without divergence.
+
+    from transferlab import models, rl
+    from transferlab.tasks import get_task
+    m = models.load("smollm2-135m")
+    task = get_task("gsm8k_en")
+    result = rl.train_grpo(m, task, task.examples("train"), rl.GRPOConfig(steps=20), "out/grpo")
+    print(result.rewards, result.zero_variance_share)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from transferlab import adapters
+from transferlab.errors import TransferlabError
+from transferlab.evaluate import cut_at_stop
+from transferlab.tasks.base import Example, Task
+from transferlab.tasks.prompts import render_context
+from transferlab.train import DivergedError, TrainResult, completion_logits, get_lr
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Hyper-parameters of one GRPO run; every field is part of the adapter's cache key."""
+
+    rank: int = 8  # LoRA rank r
+    alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    learning_rate: float = 5e-5  # lower than SFT: see defaults.default_learning_rate(model_type, "grpo")
+    steps: int = 50  # sampling + update rounds
+    prompts_per_step: int = 8
+    group_size: int = 8  # completions sampled per prompt
+    max_new_tokens: int = 0  # 0 = the task's own max_new_tokens
+    temperature: float = 1.0
+    top_p: float = 1.0
+    kl_coef: float = 0.0  # 0 = no KL term; else weight of KL(policy || base model)
+    clip_eps: float = 0.2  # PPO ratio clip; acts from the second inner step on
+    inner_steps: int = 1  # optimizer updates per sampled batch (1 = on-policy, ratio == 1)
+    normalize_advantages: bool = True  # divide by the group's reward std (GRPO); False = mean-centred only
+    reward_metric: str = ""  # "" = the task's primary metric
+    train_batch_size: int = 16  # completions per forward/backward (gradient accumulation beyond)
+    warmup_ratio: float = 0.1  # share of steps with linear warm-up
+    min_lr_ratio: float = 0.1  # cosine decay ends at this share of the peak rate
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0 = no clipping
+    max_prompt_len: int = 512  # longer prompts are cut from the left
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha <= 0:
+            raise TransferlabError(f"LoRA rank and alpha must be positive, got rank={self.rank}, alpha={self.alpha}")
+        if self.learning_rate <= 0 or self.steps < 1:
+            raise TransferlabError("GRPO needs learning_rate > 0 and steps >= 1")
+        if self.prompts_per_step < 1 or self.group_size < 2:
+            raise TransferlabError(f"GRPO needs prompts_per_step >= 1 and group_size >= 2 (advantages are relative "
+                                   f"to the group), got {self.prompts_per_step} and {self.group_size}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise TransferlabError(f"GRPO samples: temperature must be > 0 and top_p in (0, 1], "
+                                   f"got {self.temperature} and {self.top_p}")
+        if self.kl_coef < 0 or self.clip_eps <= 0 or self.inner_steps < 1 or self.train_batch_size < 1:
+            raise TransferlabError("kl_coef must be >= 0, clip_eps > 0, inner_steps and train_batch_size >= 1")
+        if not 0 <= self.warmup_ratio < 1 or self.max_new_tokens < 0 or self.max_prompt_len < 8:
+            raise TransferlabError("warmup_ratio must be in [0, 1), max_new_tokens >= 0 and max_prompt_len >= 8")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lora_config(self) -> Any:
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")
+
+
+@dataclass
+class Rollout:
+    """One sampled completion: its tokens (through the stopping token), its text and reward."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    text: str  # decoded and cut at the first stop sequence: what the scorer sees
+    reward: float = 0.0
+    advantage: float = 0.0
+
+
+# --- sampling ---------------------------------------------------------------------------
+
+def _stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """End-of-turn ids: the tokenizer's eos and any the model's generation config adds."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if extra is not None:
+        ids |= set(extra) if isinstance(extra, (list, tuple)) else {extra}
+    return ids
+
+
+def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """Draw one token per row from softmax(logits / temperature), restricted to the top-p nucleus."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keeps at least the most likely token
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def sample_groups(model: Any, tokenizer: Any, prompts: Sequence[list[int]], group_size: int, max_new_tokens: int,
+                  temperature: float, top_p: float, stop: Sequence[str], generator: torch.Generator,
+                  task_name: str = "") -> list[list[Rollout]]:
+    """`group_size` sampled completions for each prompt, one batch, with a KV cache.
+
+    Each prompt is encoded once; its keys and values are then repeated for the group.
+    A row stops at an end-of-turn token or when its text contains a stop sequence (the
+    stopping token is kept: the policy learns to stop there).
+    """
+    from transferlab.evaluate import _left_padded
+
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    ids, mask, positions = _left_padded(list(prompts), pad)
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(group_size)
+    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)
+    mask = mask.to(device).repeat_interleave(group_size, dim=0)
+    next_position = positions[:, -1:].to(device).repeat_interleave(group_size, dim=0) + 1
+    rows = logits.shape[0]
+    tokens = torch.full((rows, max_new_tokens), pad, dtype=torch.long)
+    lengths = [0] * rows
+    done = [False] * rows
+    eos = _stop_token_ids(model, tokenizer)
+    window = max((len(s) for s in stop), default=0) + 2  # tokens enough to hold a stop sequence that just ended
+    for t in range(max_new_tokens):
+        if not torch.isfinite(logits).all():
+            raise DivergedError(f"task {task_name!r}: the policy's logits became NaN/inf while sampling: "
+                                "lower the learning rate")
+        chosen = _next_tokens(logits, temperature, top_p, generator).cpu()
+        for r in range(rows):
+            if done[r]:
+                continue
+            tokens[r, t] = chosen[r]
+            lengths[r] = t + 1
+            if int(chosen[r]) in eos:
+                done[r] = True
+            elif stop:
+                tail = tokenizer.decode(tokens[r, max(0, t + 1 - window) : t + 1], skip_special_tokens=True)
+                done[r] = any(s in tail for s in stop)
+        if all(done) or t + 1 == max_new_tokens:
+            break
+        feed = torch.where(torch.tensor(done), torch.tensor(pad), tokens[:, t]).to(device)
+        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
+        out = model(input_ids=feed[:, None], attention_mask=mask, position_ids=next_position,
+                    past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        next_position = next_position + 1
+        logits = out.logits[:, -1]
+    groups: list[list[Rollout]] = []
+    for p, prompt in enumerate(prompts):
+        group = []
+        for r in range(p * group_size, (p + 1) * group_size):
+            completion = tokens[r, : lengths[r]].tolist()
+            text = cut_at_stop(tokenizer.decode(completion, skip_special_tokens=True), stop)
+            group.append(Rollout(list(prompt), completion, text))
+        groups.append(group)
+    return groups
+
+
+# --- rewards and advantages -------------------------------------------------------------
+
+def score_groups(task: Task, examples: Sequence[Example], groups: list[list[Rollout]], metric: str) -> None:
+    """Set each rollout's reward from the task's scorer (batched when the task can batch)."""
+    flat = [(e, r) for e, group in zip(examples, groups) for r in group]
+    many = getattr(task, "score_many", None)
+    rows = (many([e for e, _ in flat], [r.text for _, r in flat]) if many
+            else [task.score(e, r.text) for e, r in flat])
+    for (_, rollout), row in zip(flat, rows):
+        rollout.reward = float(row[metric])
+
+
+def set_advantages(groups: list[list[Rollout]], normalize: bool, eps: float = 1e-6) -> int:
+    """Advantage = reward - group mean (/ group std); returns how many groups had all-equal rewards."""
+    flat = 0
+    for group in groups:
+        rewards = torch.tensor([r.reward for r in group], dtype=torch.float64)
+        centred = rewards - rewards.mean()
+        if bool((rewards == rewards[0]).all()):
+            flat += 1
+            centred = torch.zeros_like(rewards)
+        elif normalize:
+            centred = centred / (rewards.std(unbiased=False) + eps)
+        for rollout, a in zip(group, centred.tolist()):
+            rollout.advantage = a
+    return flat
+
+
+# --- the policy loss --------------------------------------------------------------------
+
+def _collate(rollouts: Sequence[Rollout], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded prompt + completion rows, labels on the completion, per-token advantages."""
+    width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
+    ids = torch.full((len(rollouts), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    advantages = []
+    for row, r in enumerate(rollouts):
+        seq = r.prompt_ids + r.completion_ids
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+        labels[row, len(r.prompt_ids) : len(seq)] = torch.tensor(r.completion_ids)
+        advantages += [r.advantage] * len(r.completion_ids)
+    return ids, mask, labels, torch.tensor(advantages, dtype=torch.float32)
+
+
+def token_logprobs(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                   temperature: float) -> torch.Tensor:
+    """log pi(token) of every completion token, under the sampling temperature, in row order."""
+    logits, targets = completion_logits(model, ids, mask, labels)
+    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logprobs.gather(-1, targets[:, None]).squeeze(-1)
+
+
+def kl_k3(logprobs: torch.Tensor, base_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(pi || base) on tokens sampled from pi: exp(d) - d - 1, d = log base - log pi.
+
+    Unbiased, never negative, and exactly zero where the two models agree (Schulman, 2020).
+    """
+    d = base_logprobs - logprobs
+    return torch.exp(d) - d - 1
+
+
+def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_eps: float,
+                n_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO-clipped policy-gradient loss summed over these tokens / n_tokens, and how many tokens were clipped."""
+    ratio = torch.exp(logprobs - old_logprobs)
+    clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps)
+    surrogate = torch.minimum(ratio * advantages, clipped * advantages)
+    return -surrogate.sum() / n_tokens, (ratio != clipped).sum()
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+def _prompt_order(n: int, steps: int, per_step: int, seed: int) -> list[list[int]]:
+    """`steps` lists of `per_step` example indices: seeded shuffles, cycling over epochs."""
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    while len(order) < steps * per_step:
+        order += torch.randperm(n, generator=generator).tolist()
+    return [order[s * per_step : (s + 1) * per_step] for s in range(steps)]
+
+
+def _check_task(task: Task, config: GRPOConfig) -> str:
+    if task.output_type != "generate":
+        raise TransferlabError(f"task {task.name!r} is multiple-choice: GRPO needs a generation task with a "
+                               "scorer (gsm8k, ifeval, humaneval, ...)")
+    metric = config.reward_metric or task.primary_metric
+    if metric not in task.metrics:
+        raise TransferlabError(f"reward_metric {metric!r} is not a metric of task {task.name!r}: "
+                               f"use one of {', '.join(task.metrics)}")
+    return metric
+
+
+def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRPOConfig, out_dir: str | Path,
+               init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train a LoRA adapter with GRPO on the task's verifiable reward; save it as a PEFT directory.
+
+    With `init_adapter`, training continues from that adapter (sequential training); the
+    KL term always measures the distance to the base model without any adapter.
+    `progress(step, mean_reward)` is called after every step. The result's `rewards` holds
+    the mean reward per step, `zero_variance_share` the share of groups that gave no
+    signal, and `details` per-step logs (kl, clip_fraction, zero_variance_groups,
+    completion_tokens, seconds).
+    """
+    if not examples:
+        raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
+    metric = _check_task(task, config)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    device = loaded.device
+    prompts = [tokenizer(render_context(task, e, tokenizer), add_special_tokens=False)["input_ids"]
+               [-config.max_prompt_len:] for e in examples]
+    schedule = _prompt_order(len(examples), config.steps, config.prompts_per_step, config.seed)
+    max_new = config.max_new_tokens or task.max_new_tokens
+    sampler = torch.Generator(device=device).manual_seed(config.seed)
+
+    torch.manual_seed(config.seed)  # LoRA's A matrices are initialised from the global generator
+    context = (adapters.applied(model, init_adapter, trainable=True) if init_adapter
+               else adapters.fresh(model, config.lora_config()))
+    result = TrainResult(steps=config.steps, tokens=0, seconds=0.0)
+    logs: dict[str, list[float]] = {k: [] for k in ("clip_fraction", "zero_variance_groups", "completion_tokens",
+                                                     "seconds")}
+    if config.kl_coef > 0:
+        logs["kl"] = []
+    flat_groups = 0
+    with context as peft_model:
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        start = time.perf_counter()
+        for step, picked in enumerate(schedule):
+            step_start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = get_lr(step, config.steps, config)
+            chosen = [examples[i] for i in picked]
+            # 1-2) sample a group per prompt from the current policy
+            peft_model.eval()
+            groups = sample_groups(peft_model, tokenizer, [prompts[i] for i in picked], config.group_size, max_new,
+                                   config.temperature, config.top_p, task.stop, sampler, task.name)
+            # 3) rewards and group-relative advantages
+            score_groups(task, chosen, groups, metric)
+            flat = set_advantages(groups, config.normalize_advantages)
+            flat_groups += flat
+            rollouts = [r for group in groups for r in group]
+            n_tokens = sum(len(r.completion_ids) for r in rollouts)
+            # 4-5) the update; rows with zero advantage add nothing to the policy term, so
+            # without a KL term they are left out of the forward pass (the mean still counts them)
+            active = rollouts if config.kl_coef > 0 else [r for r in rollouts if r.advantage != 0]
+            loss_value, kl_value, clip_value = _update(peft_model, optimizer, params, active, n_tokens, config,
+                                                       tokenizer.pad_token_id, device, task.name, step)
+            result.losses.append(loss_value)
+            result.rewards.append(sum(r.reward for r in rollouts) / len(rollouts))
+            result.tokens += n_tokens
+            if config.kl_coef > 0:
+                logs["kl"].append(kl_value)
+            logs["clip_fraction"].append(clip_value)
+            logs["zero_variance_groups"].append(float(flat))
+            logs["completion_tokens"].append(float(n_tokens))
+            logs["seconds"].append(time.perf_counter() - step_start)
+            if progress:
+                progress(step + 1, result.rewards[-1])
+        result.seconds = time.perf_counter() - start
+        result.zero_variance_share = flat_groups / (config.steps * config.prompts_per_step)
+        result.details = logs
+        peft_model.eval()
+        adapters.save(peft_model, Path(out_dir), loaded.name)
+    return result
+
+
+def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+            active: list[Rollout], n_tokens: int, config: GRPOConfig, pad: int, device: str, task_name: str,
+            step: int) -> tuple[float, float, float]:
+    """`inner_steps` optimizer updates on one sampled batch; (loss, kl, clip fraction) of the first.
+
+    Old log-probabilities and the base model's are taken on the first inner step, before
+    any update, so pi_old is exactly the policy that sampled.
+    """
+    if not active:  # every group flat and no KL term: nothing to learn from this batch
+        return 0.0, 0.0, 0.0
+    chunks = [active[i : i + config.train_batch_size] for i in range(0, len(active), config.train_batch_size)]
+    batches = [tuple(t.to(device) for t in _collate(chunk, pad)) for chunk in chunks]
+    old: list[torch.Tensor] = []
+    base: list[torch.Tensor | None] = []
+    first = (0.0, 0.0, 0.0)
+    peft_model.train()
+    with torch.enable_grad():
+        for inner in range(config.inner_steps):
+            optimizer.zero_grad(set_to_none=True)
+            total_loss = total_kl = clipped = 0.0
+            for b, (ids, mask, labels, advantages) in enumerate(batches):
+                logprobs = token_logprobs(peft_model, ids, mask, labels, config.temperature)
+                if inner == 0:
+                    old.append(logprobs.detach())
+                    if config.kl_coef > 0:
+                        with torch.no_grad(), peft_model.disable_adapter():
+                            base.append(token_logprobs(peft_model, ids, mask, labels, config.temperature))
+                    else:
+                        base.append(None)
+                loss, n_clipped = policy_loss(logprobs, old[b], advantages, config.clip_eps, n_tokens)
+                if base[b] is not None:
+                    kl = kl_k3(logprobs, base[b]).sum() / n_tokens
+                    loss = loss + config.kl_coef * kl
+                    total_kl += float(kl.detach())
+                if not torch.isfinite(loss):
+                    raise DivergedError(f"task {task_name!r}: GRPO loss became {float(loss.detach())} at step {step}: "
+                                        "lower the learning rate")
+                loss.backward()
+                total_loss += float(loss.detach())
+                clipped += float(n_clipped)
+            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or float("inf"))
+            if not torch.isfinite(norm):
+                raise DivergedError(f"task {task_name!r}: gradient norm became {float(norm)} at step {step}: "
+                                    "lower the learning rate")
+            optimizer.step()
+            if inner == 0:
+                first = (total_loss, total_kl, clipped / n_tokens)
+    return first
+

@@ -1,0 +1,192 @@
+"""GRPO: learning on a verifiable reward, determinism, zero-variance groups, KL, PEFT format, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import TinyLoaded
+from toy_tasks import Comparison
+from transferlab.defaults import default_learning_rate, default_learning_rate_for
+from transferlab.errors import TransferlabError
+from transferlab.evaluate import generate
+from transferlab.rl import (GRPOConfig, Rollout, kl_k3, policy_loss, sample_groups, set_advantages, train_grpo)
+from transferlab.tasks.base import Example, Task
+from transferlab.tasks.prompts import render_context
+from transferlab.train import DivergedError
+
+
+class Digits(Task):
+    """Answer anything; the reward is the share of digits in the answer (verifiable, graded)."""
+
+    name = "toy-digits"
+    output_type = "generate"
+    metrics = ("digit_share", "constant")
+    primary_metric = "digit_share"
+    max_new_tokens = 6
+
+    def load(self) -> list[Example]:
+        return [Example(uid=f"d{i}", prompt=f"number {i}", target=str(i)) for i in range(40)]
+
+    def score(self, example: Example, completion: str) -> dict[str, float]:
+        share = sum(c.isdigit() for c in completion) / len(completion) if completion else 0.0
+        return {"digit_share": share, "constant": 0.0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """A 64-wide model runs far faster on one thread than on contended cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def policy() -> TinyLoaded:
+    """The tiny random Llama with its (tied) embeddings scaled up 4x.
+
+    At the default init (std 0.02) the output layer's logits span about +-1, so no adapter
+    can move the next-token distribution far; 4x gives it the room a real model has.
+    """
+    loaded = TinyLoaded()
+    with torch.no_grad():
+        loaded.model.model.embed_tokens.weight.mul_(4.0)
+    return loaded
+
+
+FAST = GRPOConfig(steps=3, prompts_per_step=4, group_size=8, learning_rate=5e-2, seed=0)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # PEFT asks transformers a deprecated question
+def test_grpo_raises_the_reward_and_saves_a_plain_peft_adapter(policy, tmp_path):
+    task = Digits()
+    config = GRPOConfig(steps=20, prompts_per_step=4, group_size=8, learning_rate=5e-2, warmup_ratio=0.0, seed=0)
+    result = train_grpo(policy, task, task.examples("train"), config, tmp_path / "a")
+    first, last = sum(result.rewards[:5]) / 5, sum(result.rewards[-5:]) / 5
+    assert last > first + 0.15, result.rewards  # about 0.12 -> 0.5 on this toy
+    assert len(result.rewards) == len(result.losses) == 20 and result.zero_variance_share < 0.2
+    assert result.tokens == sum(result.details["completion_tokens"]) > 0
+    assert set(result.to_json()) >= {"rewards", "zero_variance_share", "details", "losses"}
+
+    from peft import PeftModel
+
+    prompt = torch.tensor([policy.tokenizer(render_context(task, task.examples("train")[0], policy.tokenizer),
+                                            add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        plain = policy.model(prompt).logits[0, -1]
+    adapted = PeftModel.from_pretrained(policy.model, str(tmp_path / "a"))  # plain PEFT loads it
+    with torch.no_grad():
+        tuned = adapted(prompt).logits[0, -1]
+    adapted.unload()
+    digits = [policy.tokenizer.convert_tokens_to_ids(c) for c in "0123456789"]
+    assert torch.softmax(tuned, -1)[digits].sum() > torch.softmax(plain, -1)[digits].sum() + 0.1
+
+
+def test_grpo_is_deterministic_given_the_seed(policy, tmp_path):
+    task = Digits()
+    a = train_grpo(policy, task, task.examples("train"), FAST, tmp_path / "a")
+    b = train_grpo(policy, task, task.examples("train"), FAST, tmp_path / "b")
+    assert a.rewards == b.rewards and a.losses == b.losses
+    from safetensors.torch import load_file
+
+    wa, wb = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in "ab")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train_grpo(policy, task, task.examples("train"), GRPOConfig(**{**FAST.to_dict(), "seed": 1}), tmp_path / "c")
+    assert c.rewards != a.rewards
+
+
+def test_zero_variance_groups_are_counted_and_carry_no_signal(policy, tmp_path):
+    groups = [[Rollout([1], [2], "", reward=r) for r in rewards] for rewards in ([1, 1, 1], [0, 1, 1], [0, 0, 1, 1])]
+    assert set_advantages(groups, normalize=False) == 1
+    assert [r.advantage for r in groups[0]] == [0, 0, 0]
+    assert [round(r.advantage, 6) for r in groups[1]] == [round(-2 / 3, 6), round(1 / 3, 6), round(1 / 3, 6)]
+    set_advantages(groups, normalize=True)
+    assert [round(r.advantage, 4) for r in groups[2]] == [-1, -1, 1, 1]  # (r - 0.5) / 0.5
+
+    task = Digits()  # a reward that never varies: every group is flat, the adapter never moves
+    config = GRPOConfig(**{**FAST.to_dict(), "reward_metric": "constant"})
+    result = train_grpo(policy, task, task.examples("train"), config, tmp_path / "flat")
+    assert result.zero_variance_share == 1.0 and result.details["zero_variance_groups"] == [4.0, 4.0, 4.0]
+    assert result.losses == [0.0, 0.0, 0.0]
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "flat" / "adapter_model.safetensors"))
+    assert all(not w.any() for k, w in weights.items() if "lora_B" in k)  # B stays at its zero init
+
+
+def test_kl_to_the_base_model_is_zero_at_step_zero(policy, tmp_path):
+    task = Digits()
+    config = GRPOConfig(**{**FAST.to_dict(), "kl_coef": 0.5})
+    result = train_grpo(policy, task, task.examples("train"), config, tmp_path / "kl")
+    assert result.details["kl"][0] == pytest.approx(0.0, abs=1e-7)  # a fresh adapter is the base model
+    assert result.details["kl"][2] > 1e-5
+    logp = torch.log(torch.tensor([0.2, 0.5, 0.9]))
+    assert (kl_k3(logp, logp) == 0).all() and (kl_k3(logp, logp.flip(0)) >= 0).all()
+
+
+def test_ppo_clip_stops_the_gradient_outside_the_trust_region():
+    old = torch.zeros(3)
+    logp = torch.tensor([0.0, 0.5, -0.5], requires_grad=True)  # ratios 1, 1.65, 0.61
+    loss, clipped = policy_loss(logp, old, torch.tensor([1.0, 1.0, -1.0]), clip_eps=0.2, n_tokens=3)
+    loss.backward()
+    assert int(clipped) == 2
+    assert logp.grad[0] != 0 and logp.grad[1] == 0 and logp.grad[2] == 0
+
+
+def test_sampling_with_a_kv_cache_matches_greedy_generation(tiny):
+    task = Digits()
+    tok = tiny.tokenizer
+    contexts = [render_context(task, e, tok) for e in task.examples("train")[:3]]
+    contexts[1] = contexts[1].replace("number", "the number is")  # rows of different lengths: left padding
+    prompts = [tok(c, add_special_tokens=False)["input_ids"] for c in contexts]
+    groups = sample_groups(tiny.model, tok, prompts, 2, 8, temperature=1e-4, top_p=1.0, stop=(),
+                           generator=torch.Generator().manual_seed(0))
+    greedy = generate(tiny.model, tok, contexts, max_new_tokens=8)
+    assert [[r.text for r in g] for g in groups] == [[text, text] for text in greedy]
+
+
+def test_sampling_stops_at_the_task_stop_sequences(tiny):
+    stop = tuple("aeiou")
+    prompts = [tiny.tokenizer("<|user|>hi<|end|><|assistant|>", add_special_tokens=False)["input_ids"]]
+    (group,) = sample_groups(tiny.model, tiny.tokenizer, prompts, 16, 12, 1.0, 0.9, stop, torch.Generator().manual_seed(0))
+    stopped = [r for r in group if len(r.completion_ids) < 12]
+    assert stopped  # with five one-character stop sequences, some rows stop early
+    for r in group:
+        assert not any(s in r.text for s in stop)
+    for r in stopped:  # the stopping token is kept for training, the text is cut before it
+        last = tiny.tokenizer.decode(r.completion_ids[-1:])
+        assert last in stop or r.completion_ids[-1] == tiny.tokenizer.eos_token_id
+
+
+def test_diverging_policy_stops_the_job_without_an_adapter(tiny, tmp_path):
+    with torch.no_grad():
+        tiny.model.model.norm.weight[0] = float("nan")
+    task = Digits()
+    with pytest.raises(DivergedError, match="lower the learning rate"):
+        train_grpo(tiny, task, task.examples("train"), FAST, tmp_path / "x")
+    assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
+
+
+def test_bad_configs_and_tasks_are_clear_errors(tiny, tmp_path):
+    with pytest.raises(TransferlabError, match="group_size >= 2"):
+        GRPOConfig(group_size=1)
+    with pytest.raises(TransferlabError, match="temperature"):
+        GRPOConfig(temperature=0)
+    with pytest.raises(TransferlabError, match="multiple-choice"):
+        train_grpo(tiny, Comparison(), Comparison().examples("train"), FAST, tmp_path / "m")
+    with pytest.raises(TransferlabError, match="use one of digit_share, constant"):
+        train_grpo(tiny, Digits(), Digits().examples("train"), GRPOConfig(reward_metric="acc"), tmp_path / "r")
+    with pytest.raises(TransferlabError, match="no training examples"):
+        train_grpo(tiny, Digits(), [], FAST, tmp_path / "e")
+
+
+def test_default_learning_rates_per_family_and_method(tiny):
+    assert default_learning_rate("llama", "sft") == 2e-4
+    assert default_learning_rate("llama", "grpo") < default_learning_rate("llama", "sft")
+    assert default_learning_rate("llama", "sft", hidden_size=576) > default_learning_rate("llama", "sft", 2048)
+    assert default_learning_rate("qwen2", "sft", hidden_size=896) < default_learning_rate("llama", "sft", 896)
+    assert default_learning_rate("unheard-of", "grpo") == 5e-5
+    assert default_learning_rate_for(tiny.model, "sft") == default_learning_rate("llama", "sft", hidden_size=64)
+    with pytest.raises(TransferlabError, match="unknown training method 'rl'"):
+        default_learning_rate("llama", "rl")
