@@ -270,7 +270,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
 
 # --- the loop ---------------------------------------------------------------------------
 
-def _prompt_order(n: int, steps: int, per_step: int, seed: int) -> list[list[int]]:
+def prompt_schedule(n: int, steps: int, per_step: int, seed: int) -> list[list[int]]:
     """`steps` lists of `per_step` example indices: seeded shuffles, cycling over epochs."""
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
@@ -279,7 +279,8 @@ def _prompt_order(n: int, steps: int, per_step: int, seed: int) -> list[list[int
     return [order[s * per_step : (s + 1) * per_step] for s in range(steps)]
 
 
-def _check_task(task: Task, config: GRPOConfig) -> str:
+def reward_metric_of(task: Task, config: GRPOConfig) -> str:
+    """The metric rewarded: checked to be a metric of a generation task."""
     if task.output_type != "generate":
         raise TransferlabError(f"task {task.name!r} is multiple-choice: GRPO needs a generation task with a "
                                "scorer (gsm8k, ifeval, humaneval, ...)")
@@ -303,12 +304,12 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
     """
     if not examples:
         raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
-    metric = _check_task(task, config)
+    metric = reward_metric_of(task, config)
     model, tokenizer = loaded.model, loaded.tokenizer
     device = loaded.device
     prompts = [tokenizer(render_context(task, e, tokenizer), add_special_tokens=False)["input_ids"]
                [-config.max_prompt_len:] for e in examples]
-    schedule = _prompt_order(len(examples), config.steps, config.prompts_per_step, config.seed)
+    schedule = prompt_schedule(len(examples), config.steps, config.prompts_per_step, config.seed)
     max_new = config.max_new_tokens or task.max_new_tokens
     sampler = torch.Generator(device=device).manual_seed(config.seed)
 
