@@ -40,7 +40,7 @@ import torch
 
 from transferlab import adapters
 from transferlab.errors import TransferlabError
-from transferlab.evaluate import cut_at_stop
+from transferlab.evaluate import _left_padded, cut_at_stop
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.train import DivergedError, TrainResult, completion_logits, get_lr
@@ -143,8 +143,6 @@ def sample_groups(model: Any, tokenizer: Any, prompts: Sequence[list[int]], grou
     A row stops at an end-of-turn token or when its text contains a stop sequence (the
     stopping token is kept: the policy learns to stop there).
     """
-    from transferlab.evaluate import _left_padded
-
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id
     ids, mask, positions = _left_padded(list(prompts), pad)
