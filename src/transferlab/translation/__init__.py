@@ -1,0 +1,8 @@
+"""Cross-model adapter translation: predict model Y's LoRA adapter for a task from model X's.
+
+`features` turns adapters into symmetry-respecting features, `translators` holds the
+methods, `anchors` trains the anchor adapters on both models, `protocol` runs
+leave-one-task-out, `experiments` the three experiments and the cross-model matrix,
+`report` writes the Markdown and figures, and `study` is `transferlab run` for
+`study: translation` specs.
+"""

@@ -1,0 +1,59 @@
+"""Anchor adapters: one LoRA per (model, anchor task), trained once with the same recipe on
+model X and model Y, stored in the content-addressed store and reused by every experiment.
+
+Training goes through the existing job machinery (`transferlab.jobs.run_train` via the
+local executor), and an anchor's key is the same hash the transfer study uses for an
+adapter trained on that task, so a transfer study and a translation study that share a
+store share their adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transferlab.errors import TransferlabError
+from transferlab.jobs import Job
+from transferlab.store import Store
+from transferlab.tasks import stable_hash
+from transferlab.train import TrainConfig
+from transferlab.translation.features import LoraAdapter, load_adapter
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The adapter of one task on one model: where it is in the store and how it was made."""
+
+    model: str
+    task: str
+    key: str
+    job: Job
+
+
+def train_key(identity: str, task_fingerprint: str, config: TrainConfig, train_examples: int) -> str:
+    """The store key of an adapter; the same formula as `transferlab.plan` uses."""
+    return stable_hash("train", identity, task_fingerprint, config.to_dict(), train_examples)
+
+
+def anchor_set(model: str, identity: str, tasks: Sequence[str], fingerprints: dict[str, str], config: TrainConfig,
+               train_examples: int) -> dict[str, Anchor]:
+    """An anchor (and the job that trains it) for each task on one model."""
+    out = {}
+    for task in tasks:
+        key = train_key(identity, fingerprints[task], config, train_examples)
+        job = Job("train", key, {"model": model, "task": task, "train": config.to_dict(), "learner": "anchor",
+                                 "train_examples": train_examples},
+                  label=f"train anchor {task} on {model}")
+        out[task] = Anchor(model, task, key, job)
+    return out
+
+
+def load_anchors(store: Store, anchors: Sequence[Anchor], base_model: str) -> list[LoraAdapter]:
+    """The stored adapters of trained anchors, named by their task (errors say which is missing)."""
+    out = []
+    for anchor in anchors:
+        if not store.has("adapter", anchor.key):
+            raise TransferlabError(f"anchor adapter {anchor.task} on {anchor.model} is not trained yet "
+                                   f"(store key {anchor.key}): its training job failed or did not run")
+        out.append(load_adapter(store.path("adapter", anchor.key), name=anchor.task, expect_base=base_model))
+    return out

@@ -1,0 +1,258 @@
+"""The `study: translation` spec: models X and Y, anchor tasks by domain, the anchor recipe,
+methods and the experiments to run. Errors name the file, line and field.
+
+    study: translation
+    model_x: smollm2-135m
+    model_y: gemma3-270m
+    domains: {truth: [cities, larger_than, ...], stem: [mmlu-math, ...], ...}
+    anchor: {rank: 8, alpha: 16, target_modules: [q_proj, v_proj], steps: 12}
+    methods: [mean, global_ridge, pertensor_ridge, topk_global_ridge, ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from transferlab.errors import TransferlabError, closest
+from transferlab.models import resolve
+from transferlab.spec import (Budgets, SpecError, _check_keys, _check_tasks, _coerce_numbers, _Located, _names,
+                              _register_task_files)
+from transferlab.train import TrainConfig
+from transferlab.translation.translators import TRANSLATORS
+
+DEFAULT_METHODS = ("mean", "global_ridge", "pertensor_ridge", "topk_global_ridge", "topk_pertensor_ridge",
+                   "pertensor_mlp", "subspace_projection")
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Experiment 2: how translation improves with the number of anchors and with k."""
+
+    anchor_counts: tuple[int, ...] = (3, 6)  # random anchor pools of these sizes (plus all anchors, from exp. 1)
+    top_k: tuple[int, ...] = (2, 4)  # k values for the top-k method (plus the main k)
+    method: str = "global_ridge"
+    topk_method: str = "topk_global_ridge"
+    repeats: int = 1  # random pools per anchor count
+    tasks: tuple[str, ...] = ()  # held-out tasks to run (empty = every anchor task)
+    evaluate: bool | tuple[str, ...] = True  # evaluate with model Y: all, none, or these held-out tasks
+    # (cells not evaluated still get the update-space agreement with the oracle)
+
+
+@dataclass(frozen=True)
+class CrossDomain:
+    """Experiment 3: anchor pools restricted to one domain."""
+
+    methods: tuple[str, ...] = ("global_ridge",)
+    tasks: tuple[str, ...] = ()
+    evaluate: bool | tuple[str, ...] = True
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The cross-model matrix (seed 001): adapters trained on each model applied to each model."""
+
+    tasks: tuple[str, ...] = ()
+    method: str = "global_ridge"
+
+
+@dataclass(frozen=True)
+class TranslationSpec:
+    name: str
+    model_x: str
+    model_y: str
+    domains: dict[str, tuple[str, ...]]
+    anchor: TrainConfig
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    top_k: int = 8
+    mlp: dict[str, Any] = field(default_factory=dict)
+    budgets: Budgets = field(default_factory=Budgets)
+    scaling: Scaling | None = None  # experiments.scaling (absent = not run)
+    cross_domain: CrossDomain | None = None
+    matrix: Matrix | None = None
+    eval_split: str = "test"
+    bootstrap: int = 1000
+    seed: int = 0
+    threads: int = 0  # torch threads for training/evaluation (0 = torch's default)
+    output: str = "runs/translation"
+    task_files: tuple[str, ...] = ()
+    device: str = "auto"
+    dtype: str = "auto"
+    source_file: str = "<spec>"
+
+    @property
+    def tasks(self) -> list[str]:
+        return [t for ts in self.domains.values() for t in ts]
+
+    def domain_of(self, task: str) -> str:
+        return next(d for d, ts in self.domains.items() if task in ts)
+
+
+TOP = {f.name for f in dataclasses.fields(TranslationSpec)} - {"source_file", "scaling", "cross_domain", "matrix"} | {
+    "study", "experiments"}
+SUB = {"scaling": Scaling, "cross_domain": CrossDomain, "matrix": Matrix}
+MLP_FIELDS = {"hidden", "steps", "learning_rate", "weight_decays", "seed"}
+
+
+def load_translation_spec(path: str | Path) -> TranslationSpec:
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"spec file {path} does not exist")
+    return parse_translation_spec(path.read_text(), str(path))
+
+
+def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSpec:
+    at = _Located(filename, text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise at.error((), "a spec is a mapping of fields (study, model_x, model_y, domains, ...)")
+    _check_keys(data, TOP, (), at)
+    if data.get("study") != "translation":
+        raise at.error(("study",), f"this parser reads `study: translation` specs, got {data.get('study')!r}")
+    for required in ("model_x", "model_y", "domains"):
+        if required not in data:
+            raise at.error((), f"missing required field {required!r}")
+    base = Path(filename).parent
+    files = data.get("task_files") or []
+    task_files = tuple(f if Path(f).is_absolute() else str((base / f).resolve())
+                       for f in (_names(files, ("task_files",), at) if files else ()))
+    _register_task_files(task_files, at)
+    models = (str(data["model_x"]), str(data["model_y"]))
+    for key, name in zip(("model_x", "model_y"), models):
+        try:
+            resolve(name)
+        except TransferlabError as err:
+            raise at.error((key,), str(err)) from None
+    if models[0] == models[1]:
+        raise at.error(("model_y",), "model_y must differ from model_x: translation maps between two models")
+    domains = _domains(data["domains"], at)
+    anchor = _anchor(data.get("anchor", {}) or {}, at)
+    methods = _names(data.get("methods", list(DEFAULT_METHODS)), ("methods",), at)
+    for i, m in enumerate(methods):
+        _check_method(m, ("methods", i), at)
+    top_k = data.get("top_k", 8)
+    n_tasks = sum(len(v) for v in domains.values())
+    if not isinstance(top_k, int) or top_k < 3:
+        raise at.error(("top_k",), f"expected an integer >= 3, got {top_k!r}")
+    if top_k > n_tasks - 1 and any(m.startswith("topk") for m in methods):
+        raise at.error(("top_k",), f"top_k={top_k} needs at least {top_k + 1} anchor tasks (one is held out), "
+                                   f"the domains list {n_tasks}")
+    mlp = data.get("mlp", {}) or {}
+    if not isinstance(mlp, dict):
+        raise at.error(("mlp",), "expected a mapping such as {hidden: 16, steps: 300}")
+    _check_keys(mlp, MLP_FIELDS, ("mlp",), at)
+    budgets = data.get("budgets", {}) or {}
+    if not isinstance(budgets, dict):
+        raise at.error(("budgets",), "expected a mapping such as {train_examples: 160, eval_examples: 100}")
+    _check_keys(budgets, {f.name for f in dataclasses.fields(Budgets)}, ("budgets",), at)
+    for key, value in budgets.items():
+        if not isinstance(value, int) or value < 0:
+            raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
+    experiments = data.get("experiments", {}) or {}
+    if not isinstance(experiments, dict):
+        raise at.error(("experiments",), "expected a mapping with scaling, cross_domain and/or matrix")
+    _check_keys(experiments, set(SUB), ("experiments",), at)
+    subs = {name: _sub(name, experiments[name], domains, at) if name in experiments else None for name in SUB}
+    split = data.get("eval_split", "test")
+    if split not in ("dev", "test"):
+        raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
+    for key in ("bootstrap", "seed", "threads"):
+        if key in data and (not isinstance(data[key], int) or data[key] < 0):
+            raise at.error((key,), f"expected a non-negative integer, got {data[key]!r}")
+    return TranslationSpec(
+        name=str(data.get("name", Path(filename).stem)), model_x=models[0], model_y=models[1], domains=domains,
+        anchor=anchor, methods=methods, top_k=top_k, mlp=dict(mlp), budgets=Budgets(**budgets),
+        scaling=subs["scaling"], cross_domain=subs["cross_domain"], matrix=subs["matrix"], eval_split=split,
+        bootstrap=int(data.get("bootstrap", 1000)), seed=int(data.get("seed", 0)), threads=int(data.get("threads", 0)),
+        output=str(data.get("output", f"runs/{Path(filename).stem}")), task_files=task_files,
+        device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")), source_file=filename)
+
+
+def _check_method(name: Any, path: tuple[Any, ...], at: _Located) -> None:
+    if name not in TRANSLATORS:
+        near = closest(str(name), TRANSLATORS)
+        hint = f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(TRANSLATORS)}"
+        raise at.error(path, f"unknown translation method {name!r}: {hint}")
+
+
+def _domains(value: Any, at: _Located) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict) or not value:
+        raise at.error(("domains",), "expected a mapping of domain -> list of anchor tasks, "
+                                     "e.g. {truth: [cities, larger_than], stem: [mmlu-math]}")
+    out, seen = {}, {}
+    for domain, tasks in value.items():
+        names = _names(tasks, ("domains", domain), at)
+        _check_tasks(names, ("domains", domain), at)
+        for i, t in enumerate(names):
+            if t in seen:
+                raise at.error(("domains", domain, i), f"task {t!r} is already in domain {seen[t]!r}: "
+                                                        "a task belongs to one domain")
+            seen[t] = domain
+        out[str(domain)] = names
+    if len(seen) < 4:
+        raise at.error(("domains",), f"leave-one-task-out with a learned translator needs at least 4 anchor tasks, "
+                                     f"got {len(seen)}")
+    return out
+
+
+def _anchor(value: Any, at: _Located) -> TrainConfig:
+    if not isinstance(value, dict):
+        raise at.error(("anchor",), "expected a mapping of LoRA training settings, e.g. {rank: 8, steps: 20}")
+    _check_keys(value, {f.name for f in dataclasses.fields(TrainConfig)}, ("anchor",), at)
+    try:
+        return TrainConfig(**_coerce_numbers(value))
+    except (TransferlabError, TypeError) as err:
+        raise at.error(("anchor",), str(err)) from None
+
+
+def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: _Located) -> Any:
+    cls = SUB[name]
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise at.error(("experiments", name), "expected a mapping of settings, true, or false")
+    _check_keys(value, {f.name for f in dataclasses.fields(cls)}, ("experiments", name), at)
+    kwargs: dict[str, Any] = {}
+    all_tasks = {t for ts in domains.values() for t in ts}
+    for key, item in value.items():
+        path = ("experiments", name, key)
+        if key in ("anchor_counts", "top_k"):
+            if not isinstance(item, list) or not all(isinstance(v, int) and v >= 3 for v in item):
+                raise at.error(path, "expected a list of integers >= 3 (a ridge chosen by leave-one-out needs 3)")
+            kwargs[key] = tuple(item)
+        elif key in ("tasks",):
+            names = _names(item, path, at)
+            for i, t in enumerate(names):
+                if t not in all_tasks:
+                    raise at.error((*path, i), f"{t!r} is not one of the anchor tasks listed under domains")
+            kwargs[key] = names
+        elif key in ("method", "topk_method"):
+            _check_method(item, path, at)
+            kwargs[key] = item
+        elif key == "methods":
+            names = _names(item, path, at)
+            for i, m in enumerate(names):
+                _check_method(m, (*path, i), at)
+            kwargs[key] = names
+        elif key == "evaluate":
+            if isinstance(item, list):
+                names = _names(item, path, at)
+                for i, t in enumerate(names):
+                    if t not in all_tasks:
+                        raise at.error((*path, i), f"{t!r} is not one of the anchor tasks listed under domains")
+                kwargs[key] = names
+            elif isinstance(item, bool):
+                kwargs[key] = item
+            else:
+                raise at.error(path, f"expected true, false or a list of held-out tasks, got {item!r}")
+        elif key == "repeats":
+            if not isinstance(item, int) or item < 1:
+                raise at.error(path, f"expected a positive integer, got {item!r}")
+            kwargs[key] = item
+    return cls(**kwargs)
