@@ -23,6 +23,9 @@ results_app = typer.Typer(help="Export, import and show the tidy results table."
 app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(results_app, name="results")
+from transferlab.probes.cli import probes_app  # noqa: E402
+
+app.add_typer(probes_app, name="probes")
 out = Console()
 err = Console(stderr=True)
 

@@ -1,0 +1,113 @@
+"""The tidy probes table, in the run's results.sqlite beside the transfer results.
+
+One row per (model, source_model, algorithm, layer, trained_on, evaluated_on, split, metric)
+with value, n, ci_low, ci_high. `model` is the model whose activations were scored;
+`source_model` the one whose activations trained the probe (the same model except for
+cross-model probes). Skips (why a probe or a layer has no number) have their own table,
+and the run's settings live in probes_run.json. The report reads only these.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from transferlab.errors import TransferlabError
+
+COLUMNS = ("model", "source_model", "algorithm", "layer", "trained_on", "evaluated_on", "split", "metric",
+           "value", "n", "ci_low", "ci_high")
+KEY = COLUMNS[:8]
+SKIP_COLUMNS = ("model", "trained_on", "algorithm", "layer", "reason")
+RUN_FILE = "probes_run.json"
+TABLES = ("probe_results", "probe_cross_model")  # the study; probes carried between models (cross_model.py)
+
+
+class ProbeResults:
+    """Read and write the probes tables of one run directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "results.sqlite"
+        with self._db() as db:
+            for table in TABLES:
+                db.execute(f"""CREATE TABLE IF NOT EXISTS {table} (
+                    model TEXT, source_model TEXT, algorithm TEXT, layer INTEGER, trained_on TEXT, evaluated_on TEXT,
+                    split TEXT, metric TEXT, value REAL, n INTEGER, ci_low REAL, ci_high REAL,
+                    PRIMARY KEY ({", ".join(KEY)}))""")
+            db.execute("""CREATE TABLE IF NOT EXISTS probe_skips (
+                model TEXT, trained_on TEXT, algorithm TEXT, layer INTEGER, reason TEXT)""")
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=60)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def replace(self, model: str, source_model: str, rows: Iterable[tuple], skips: Iterable[tuple] = (),
+                table: str = "probe_results") -> int:
+        """Swap in all rows of one (model, source_model) evaluation in one transaction.
+
+        Rows holding a NaN value are refused: a missing number must be a recorded skip.
+        """
+        rows = list(rows)
+        for r in rows:
+            if r[8] is None or (isinstance(r[8], float) and math.isnan(r[8])):
+                raise TransferlabError(f"refusing a NaN result for {r[:8]}: record a skip instead")
+        if table not in TABLES:
+            raise ValueError(f"unknown probes table {table!r}")
+        skip_model = model if table == "probe_results" else f"{model} <- {source_model} (cross-model)"
+        with self._db() as db:
+            db.execute(f"DELETE FROM {table} WHERE model = ? AND source_model = ?", (model, source_model))
+            db.execute("DELETE FROM probe_skips WHERE model = ?", (skip_model,))
+            db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+            db.executemany("INSERT INTO probe_skips VALUES (?, ?, ?, ?, ?)", [(skip_model, *s) for s in skips])
+        return len(rows)
+
+    def frame(self, table: str = "probe_results", **where: Any) -> Any:
+        """A probes table (optionally filtered by column = value) as a pandas DataFrame."""
+        import pandas as pd
+
+        if table not in TABLES:
+            raise ValueError(f"unknown probes table {table!r}")
+        clause = " AND ".join(f"{k} = ?" for k in where)
+        query = f"SELECT {', '.join(COLUMNS)} FROM {table}" + (f" WHERE {clause}" if clause else "")
+        with self._db() as db:
+            return pd.read_sql_query(query, db, params=list(where.values()))
+
+    def skips(self) -> Any:
+        import pandas as pd
+
+        with self._db() as db:
+            return pd.read_sql_query(f"SELECT {', '.join(SKIP_COLUMNS)} FROM probe_skips", db)
+
+    # ---- run settings ---------------------------------------------------------------------------
+    def read_run(self) -> dict[str, Any]:
+        path = self.root / RUN_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def update_run(self, **fields: Any) -> None:
+        """Merge fields into probes_run.json atomically (temp file + rename)."""
+        data = self.read_run()
+        data.update(fields)
+        path = self.root / RUN_FILE
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)
+
+
+def has_probe_results(root: Path) -> bool:
+    if not (root / "results.sqlite").exists():
+        return False
+    with sqlite3.connect(root / "results.sqlite") as db:
+        found = db.execute("SELECT name FROM sqlite_master WHERE name = 'probe_results'").fetchone()
+        return bool(found) and bool(db.execute("SELECT 1 FROM probe_results LIMIT 1").fetchone())
