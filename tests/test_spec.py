@@ -26,6 +26,28 @@ def test_pairs_for_sequential_and_joint():
     assert spec.pairs == (("cities", "larger_than"),) and "joint" in spec.conditions
 
 
+def test_labels_similarity_and_shared_artifacts():
+    spec = parse_spec(GOOD + "labels: {cities: geography}\nsimilarity: [vocabulary]\nartifacts: shared\n"
+                             "study: transfer\n", "s.yaml")
+    assert spec.labels == {"cities": "geography"} and spec.similarity == ("vocabulary",)
+    assert spec.artifacts == "shared"
+    assert parse_spec(GOOD + "similarity: []\n", "s.yaml").similarity == ()
+
+
+def test_a_training_only_source_is_fine_but_not_as_a_target():
+    from transferlab.errors import TransferlabError
+    from transferlab.plan import plan_transfer
+
+    source_only = parse_spec(GOOD.replace("tasks: [cities, larger_than]",
+                                          "tasks: [cities]\nsources: [alpaca_gpt4]"), "s.yaml")
+    plan = plan_transfer(source_only)
+    assert plan.sources == ["alpaca_gpt4"] and plan.count("train") == 2  # one per seed
+    assert {j.params["label"] for j in plan.jobs if j.kind == "train"} == {"instruction_following"}
+    as_target = parse_spec(GOOD.replace("tasks: [cities, larger_than]", "tasks: [alpaca_gpt4]"), "s.yaml")
+    with pytest.raises(TransferlabError, match="task 'alpaca_gpt4' has no test examples after splitting"):
+        plan_transfer(as_target)
+
+
 def test_good_spec_parses_with_defaults():
     spec = parse_spec(GOOD, "s.yaml")
     assert spec.tasks == ("cities", "larger_than") and spec.sources == spec.tasks
@@ -49,6 +71,9 @@ def test_good_spec_parses_with_defaults():
     (GOOD + "conditions: [joint]\npairs: [[cities, cities]]\n", r"s.yaml:13: pairs.0: a pair needs two different"),
     (GOOD + "pairs: [[cities, larger_than]]\n", r"s.yaml:12: pairs: pairs are only used"),
     ("models: [a\n", r"s.yaml:\d+: not valid YAML"),
+    (GOOD + "labels: {citys: geography}\n", r"s.yaml:12: labels.citys: 'citys' is not a source: did you mean 'cities'"),
+    (GOOD + "similarity: [embeding]\n", r"s.yaml:12: similarity.0: unknown similarity 'embeding': did you mean"),
+    (GOOD + "study: probes\n", r"s.yaml:12: study: this parser reads transfer specs"),
 ])
 def test_errors_name_file_line_and_field(text, expected):
     with pytest.raises(SpecError, match=expected):

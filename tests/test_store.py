@@ -87,3 +87,23 @@ def test_job_records(tmp_path):
     store = Store(tmp_path)
     store.record_job("k", "train", "failed", "loss became nan")
     assert store.job_status("k") == "failed" and store.jobs()[0]["detail"] == "loss became nan"
+
+
+def test_labels_methods_and_similarity_tables(tmp_path):
+    store = Store(tmp_path)
+    store.set_labels({"gsm8k": "math", "alpaca_gpt4": "instruction_following"})
+    store.set_labels({"gsm8k": "numeric"})  # a re-run with a new label replaces the old one
+    store.set_learner_methods({"lora": "sl", "grpo": "rl"})
+    store.add_similarity(pd.DataFrame({"task_a": ["a", "b"], "task_b": ["b", "a"], "kind": ["vocabulary"] * 2,
+                                       "similarity": [0.25, 0.25]}))
+    again = Store(tmp_path)
+    assert again.labels() == {"gsm8k": "numeric", "alpaca_gpt4": "instruction_following"}
+    assert again.learner_methods() == {"lora": "sl", "grpo": "rl"}
+    assert list(again.similarity()["similarity"]) == [0.25, 0.25]
+
+
+def test_shared_artifacts_directory(tmp_path):
+    one, two = Store(tmp_path / "one", artifacts=tmp_path / "shared"), Store(tmp_path / "two", artifacts=tmp_path / "shared")
+    with one.writing("adapter", "k1") as out:
+        (out / "w.bin").write_bytes(b"weights")
+    assert two.has("adapter", "k1") and not (tmp_path / "one" / "artifacts").exists()

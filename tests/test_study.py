@@ -124,3 +124,29 @@ def test_sequential_and_joint_conditions_train_once_per_pair(study, tmp_path):
     assert set(zip(rows.condition, rows.trained_on)) == {("sequential", "cities>larger_than"),
                                                          ("joint", "cities+larger_than")}
     assert {"efficiency:acc", "relative:acc"} <= set(frame[frame.condition == "joint"].metric)
+
+
+def test_run_stores_labels_methods_and_similarity_and_reports_them(study, tmp_path):
+    from transferlab.study import write_run_report
+    from rich.console import Console
+
+    _, plan, _, where = study
+    store = Store(where)
+    assert store.labels() == {"cities": "truth", "larger_than": "truth"}
+    assert store.learner_methods() == {"lora": "sl"}
+    sim = store.similarity()
+    assert set(sim["kind"]) == {"vocabulary", "embedding"} and len(sim) == 4  # 2 ordered pairs x 2 kinds
+    written = {p.name for p in write_run_report(where, "tiny", Console(file=open("/dev/null", "w")))}
+    assert {"asymmetry.png", "similarity_embedding.png", "smollm2-135m_lora_relative.png"} <= written
+
+
+def test_a_second_run_sharing_artifacts_reuses_every_job(study, tmp_path):
+    import dataclasses
+
+    spec, _, _, _ = study
+    first = dataclasses.replace(spec, output=str(tmp_path / "a"), artifacts=str(tmp_path / "shared"), seeds=(0,))
+    run_study(first, quiet=True)
+    second = dataclasses.replace(first, output=str(tmp_path / "b"), similarity=())
+    plan, report, where = run_study(second, quiet=True)
+    assert not report.done and len(report.reused) == len(plan.jobs)
+    assert len(Store(where).results()) == len(Store(tmp_path / "a").results())

@@ -77,6 +77,9 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
     notes = [["" for _ in cols] for _ in rows]
     for _, c in cells.iterrows():
         i, j = rows.index(c["trained_on"]), cols.index(c["evaluated_on"])
+        if pd.isna(c["value"]):
+            notes[i][j] = "NA"
+            continue
         grid[i, j] = c["value"]
         star = "*" if diverging and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
         notes[i][j] = f"{c['value']:+.3f}{star}\n[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if diverging else \
@@ -93,7 +96,9 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
     ax.set_ylabel("trained on")
     for i in range(len(rows)):
         for j in range(len(cols)):
-            if notes[i][j]:
+            if notes[i][j] == "NA":
+                ax.text(j, i, "NA", ha="center", va="center", fontsize=8, color="gray")
+            elif notes[i][j]:
                 # Dark text on light cells, light text on dark cells.
                 r, g, b, _ = image.cmap(image.norm(grid[i, j]))
                 light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
@@ -111,8 +116,16 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
     os.replace(tmp, path)
 
 
-def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer study") -> list[Path]:
-    """Heatmaps and `summary.md` for every (model, learner) in the results table."""
+def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer study", *,
+                 labels: dict[str, str] | None = None, methods: dict[str, str] | None = None,
+                 similarity: pd.DataFrame | None = None) -> list[Path]:
+    """Heatmaps, asymmetry and similarity figures and `summary.md` for every (model, learner).
+
+    `labels` (trained_on → nominal label), `methods` (learner → 'sl'/'rl') and
+    `similarity` (task_a, task_b, kind, similarity) are what the run stored next to the
+    results (`Store.labels()`, ...); without them the drift table labels adapters by
+    domain, H3 reads methods from learner names and H2 is not tested.
+    """
     if results.empty:
         raise TransferlabError("the results table is empty: run the study first (transferlab run SPEC)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +138,8 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
     pairs = sorted(set(zip(trained["model"], trained["learner"]))) or \
         [(m, NONE) for m in sorted(results["model"].unique())]
     for model, learner in pairs:
-        scores, gains, relative = matrices(results, model, learner, ("", "gain:", "relative:"))
+        scores, gains, efficiency, relative = matrices(results, model, learner,
+                                                       ("", "gain:", "efficiency:", "relative:"))
         stem = f"{model}_{learner}".replace("/", "_")
         lines += [f"## {model} — learner `{learner}`", ""]
         if not scores.empty:
@@ -139,12 +153,22 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
             written.append(path)
             lines += _table(gains, signed=True, caption=f"![transfer gain]({path.name})")
             lines += _findings(gains)
-        if not relative.empty:
-            lines += ["Relative transfer (gap recovered) = (transfer − base) / (direct − base). NA where the direct "
-                      "gain's 95% CI includes zero: the oracle gained nothing measurable, so a ratio would be noise.",
-                      ""]
-            lines += _table(relative, signed=True, caption="")
-    lines += analysis_sections(results)
+        for frame, kind, name, definition in (
+                (efficiency, "efficiency", "transfer efficiency", "transfer / direct score"),
+                (relative, "relative", "relative transfer (gap recovered)", "(transfer − base) / (direct − base)")):
+            if frame.empty:
+                continue
+            path = out_dir / f"{stem}_{kind}.png"
+            heatmap(frame, path, f"{model}: {name} ({learner})", diverging=True)
+            written.append(path)
+            lines += [f"{name[0].upper()}{name[1:]} = {definition}, paired over the examples the cells share. "
+                      "NA where the direct gain's 95% CI includes zero: the oracle gained nothing measurable, "
+                      "so a ratio would be noise.", ""]
+            lines += _table(frame, signed=True, caption=f"![{name}]({path.name})")
+    figure_lines, figures = _figures(results, out_dir, similarity)
+    written += figures
+    lines += figure_lines
+    lines += analysis_sections(results, labels=labels, methods=methods, similarity=similarity)
     summary = out_dir / "summary.md"
     tmp = summary.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
@@ -168,7 +192,8 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
                 continue
             h = hit.iloc[0]
             star = "*" if signed and not pd.isna(h["value"]) and (h["ci_low"] > 0 or h["ci_high"] < 0) else ""
-            entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star)
+            spread = f" ± {h['std']:.3f} ({int(h['seeds'])} seeds)" if h.get("seeds", 1) > 1 else ""
+            entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star + spread)
         out.append(f"| {r} | " + " | ".join(entries) + " |")
     out += ["", "n per target: " + ", ".join(f"{c}: {n_of[c]}" for c in cols), ""]
     return out
@@ -194,22 +219,80 @@ def _findings(gains: pd.DataFrame) -> list[str]:
     return out + [""]
 
 
-def analysis_sections(results: pd.DataFrame) -> list[str]:
-    """Capability drift, asymmetry and the seed-002 hypotheses, as Markdown (from the table alone)."""
-    from transferlab.drift import drift_table
-    from transferlab.transfer_analysis import asymmetry, hypothesis_table
+def _figures(results: pd.DataFrame, out_dir: Path, similarity: pd.DataFrame | None) -> tuple[list[str], list[Path]]:
+    """The asymmetry plot and one similarity scatter per similarity kind, with their Markdown."""
+    from transferlab.figures import asymmetry_plot, similarity_scatter
+    from transferlab.similarity import correlate
+    from transferlab.transfer_analysis import asymmetry, primary_rows, seed_mean
 
     lines: list[str] = []
+    written: list[Path] = []
+    pairs = asymmetry(results)
+    if not pairs.empty:
+        path = out_dir / "asymmetry.png"
+        asymmetry_plot(pairs, path, "Asymmetry: gain A → B against B → A (95% CIs)")
+        written.append(path)
+        lines += ["## Asymmetry plot", "", f"![asymmetry]({path.name})", ""]
+    if similarity is None or similarity.empty:
+        return lines, written
+    cells = seed_mean(primary_rows(results, "gain", ("transfer",)))
+    # One point per directed pair: averaged over models and learners, as H2 does.
+    points = cells.groupby(["trained_on", "evaluated_on"], as_index=False)[["value", "ci_low", "ci_high"]].mean()
+    points = points.rename(columns={"trained_on": "source", "evaluated_on": "target"})
+    lines += ["## Transfer against task similarity", "",
+              "Spearman's ρ between the similarity of two tasks and the transfer gain from one to the other, one "
+              "point per directed pair, 95% bootstrap CI over pairs (pairs sharing a task are not independent, so "
+              "read the CI as optimistic).", ""]
+    for kind in sorted(similarity["kind"].unique()):
+        one = similarity[similarity["kind"] == kind]
+        corr = correlate(one, points[["source", "target", "value"]])
+        joined = one.merge(points, left_on=["task_a", "task_b"], right_on=["source", "target"])
+        if joined.empty:
+            continue
+        path = out_dir / f"similarity_{kind}.png"
+        similarity_scatter(joined, corr, kind, path, f"Transfer gain vs {kind} similarity")
+        written.append(path)
+        rho = (f"ρ = {corr.rho:+.3f} [{corr.ci_low:+.3f}, {corr.ci_high:+.3f}] over {corr.n} pairs"
+               if corr.reason == "" else f"not computed: {corr.reason}")
+        lines += [f"- {kind}: {rho}. ![{kind}]({path.name})"]
+    return lines + [""], written
+
+
+def analysis_sections(results: pd.DataFrame, *, labels: dict[str, str] | None = None,
+                      methods: dict[str, str] | None = None, similarity: pd.DataFrame | None = None) -> list[str]:
+    """Capability drift, asymmetry, negative transfer, task clusters and the seed-002
+    hypotheses, as Markdown (from the stored tables alone)."""
+    from transferlab.drift import drift_table
+    from transferlab.transfer_analysis import asymmetry, cluster_tasks, hypothesis_table, negative_transfer
+
+    lines: list[str] = []
+    label_note = ("Each adapter carries the nominal label its spec gave it (`labels:`), or the domain of the task "
+                  "it was trained on. " if labels else "Each adapter's nominal label is the domain it was trained on. ")
+    # H2 correlates one similarity measure: the embedding one when the run has it.
+    h2_similarity = None
+    if similarity is not None and not similarity.empty:
+        kind = "embedding" if "embedding" in set(similarity["kind"]) else sorted(similarity["kind"].unique())[0]
+        h2_similarity = similarity[similarity["kind"] == kind]
+
+    def clusters() -> pd.DataFrame:
+        found = cluster_tasks(results)
+        return pd.DataFrame({"task": found.order, "cluster": [found.assignment[t] for t in found.order]})
+
     sections = [
-        ("Capability drift", lambda: drift_table(results),
-         ["trained_on", "label", "on_label_gain", "on_label_ci_low", "on_label_ci_high", "best_off_label",
-          "best_off_label_gain", "drift_score", "pattern"],
-         "Each adapter's nominal label is the domain it was trained on; the drift score is the mean off-label "
-         "gain minus the on-label gain, in the metric's own units."),
+        ("Capability drift", lambda: drift_table(results, labels=labels),
+         ["trained_on", "label", "seeds", "on_label_targets", "on_label_gain", "on_label_std", "on_label_ci_low",
+          "on_label_ci_high", "best_off_label", "best_off_label_gain", "drift_score", "drift_std", "pattern"],
+         label_note + "The drift score is the mean off-label gain minus the on-label gain, in the metric's own "
+         "units; `_std` columns are the spread between seeds."),
         ("Asymmetry (A→B vs B→A, transfer gain)", lambda: asymmetry(results),
          ["task_a", "task_b", "a_to_b", "b_to_a", "difference", "disjoint"], ""),
-        ("Hypotheses of seed 002", lambda: hypothesis_table(results),
-         ["hypothesis", "claim", "evidence", "verdict"], ""),
+        ("Negative transfer (gain CI entirely below zero)", lambda: negative_transfer(results),
+         ["learner", "trained_on", "evaluated_on", "metric", "value", "ci_low", "ci_high"], ""),
+        ("Tasks clustered by transfer profile", clusters, ["task", "cluster"],
+         "Average-linkage clustering of each task's gains as a source and as a target."),
+        ("Hypotheses of seed 002", lambda: hypothesis_table(results, methods=methods, similarity=h2_similarity),
+         ["hypothesis", "claim", "evidence", "verdict"],
+         "H2 uses the embedding similarity of the tasks' texts." if h2_similarity is not None else ""),
     ]
     for title, build, columns, note in sections:
         lines += [f"## {title}", ""]

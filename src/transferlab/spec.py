@@ -59,6 +59,7 @@ class Spec:
     output: str = "runs/experiment"
     artifacts: str | None = None  # a directory of adapters/evaluations shared with other runs (default: in output)
     labels: dict[str, str] = field(default_factory=dict)  # source -> nominal label (default: the task's domain)
+    similarity: tuple[str, ...] = ("vocabulary", "embedding")  # task-similarity measures stored for the analyses
     task_files: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
@@ -165,6 +166,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     budgets = _budgets(data.get("budgets", {}) or {}, at)
     learners = _learners(data.get("learners", [{"name": "lora", "type": "lora"}]), at)
     labels = _labels(data.get("labels", {}) or {}, sources, at)
+    similarity = _similarity_kinds(data.get("similarity", list(Spec.similarity)), at)
     split = data.get("eval_split", "test")
     if split not in ("dev", "test"):
         raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
@@ -172,7 +174,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         name=str(data.get("name", Path(filename).stem)), models=models, tasks=tasks, sources=sources,
         learners=learners, conditions=conditions, pairs=pairs, seeds=tuple(seeds), budgets=budgets, eval_split=split,
         bootstrap=int(data.get("bootstrap", 1000)), output=str(data.get("output", f"runs/{Path(filename).stem}")),
-        artifacts=str(data["artifacts"]) if data.get("artifacts") else None, labels=labels,
+        artifacts=str(data["artifacts"]) if data.get("artifacts") else None, labels=labels, similarity=similarity,
         task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
         source_file=filename,
     )
@@ -204,6 +206,20 @@ def _labels(data: Any, sources: tuple[str, ...], at: _Located) -> dict[str, str]
         if not isinstance(label, str) or not label:
             raise at.error(("labels", task), f"expected a label name, got {label!r}")
     return {str(k): v for k, v in data.items()}
+
+
+def _similarity_kinds(value: Any, at: _Located) -> tuple[str, ...]:
+    from transferlab.similarity import KINDS
+
+    if value in (None, []):
+        return ()
+    kinds = _names(value, ("similarity",), at)
+    for i, kind in enumerate(kinds):
+        if kind not in KINDS:
+            near = closest(kind, KINDS)
+            raise at.error(("similarity", i), f"unknown similarity {kind!r}: " +
+                           (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(KINDS)}"))
+    return kinds
 
 
 def _register_task_files(files: tuple[str, ...], at: _Located) -> None:

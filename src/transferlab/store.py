@@ -89,6 +89,12 @@ class Store:
                 PRIMARY KEY ({", ".join(RESULT_KEY)}))""")
             db.execute("""CREATE TABLE IF NOT EXISTS jobs (
                 key TEXT PRIMARY KEY, kind TEXT, status TEXT, detail TEXT, seconds REAL, updated REAL)""")
+            # What the analyses need besides the results: each adapter's nominal label, each
+            # learner's method (SL / RL), and the similarity of every pair of tasks.
+            db.execute("CREATE TABLE IF NOT EXISTS labels (trained_on TEXT PRIMARY KEY, label TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS learners (learner TEXT PRIMARY KEY, method TEXT)")
+            db.execute("""CREATE TABLE IF NOT EXISTS similarity (
+                task_a TEXT, task_b TEXT, kind TEXT, similarity REAL, PRIMARY KEY (task_a, task_b, kind))""")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -156,6 +162,38 @@ class Store:
             frame = pd.read_sql_query(f"SELECT {', '.join(RESULT_COLUMNS)} FROM results "
                                       "ORDER BY model, condition, trained_on, evaluated_on, seed, metric", db)
         return frame
+
+    # ---- what the analyses read besides the results ------------------------------------
+    def set_labels(self, labels: dict[str, str]) -> None:
+        with self._db() as db:
+            db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels.items())
+
+    def labels(self) -> dict[str, str]:
+        """trained_on -> the nominal label its adapter carries."""
+        with self._db() as db:
+            return dict(db.execute("SELECT trained_on, label FROM labels").fetchall())
+
+    def set_learner_methods(self, methods: dict[str, str]) -> None:
+        with self._db() as db:
+            db.executemany("INSERT OR REPLACE INTO learners VALUES (?, ?)", methods.items())
+
+    def learner_methods(self) -> dict[str, str]:
+        """learner name -> 'sl' or 'rl'."""
+        with self._db() as db:
+            return dict(db.execute("SELECT learner, method FROM learners").fetchall())
+
+    def add_similarity(self, frame: Any) -> None:
+        """Rows of (task_a, task_b, kind, similarity), e.g. from `similarity.similarity_matrix`."""
+        rows = [(r.task_a, r.task_b, r.kind, float(r.similarity)) for r in frame.itertuples()]
+        with self._db() as db:
+            db.executemany("INSERT OR REPLACE INTO similarity VALUES (?, ?, ?, ?)", rows)
+
+    def similarity(self) -> Any:
+        import pandas as pd
+
+        with self._db() as db:
+            return pd.read_sql_query("SELECT task_a, task_b, kind, similarity FROM similarity "
+                                     "ORDER BY kind, task_a, task_b", db)
 
     # ---- job records -----------------------------------------------------------------
     def record_job(self, key: str, kind: str, status: str, detail: str = "", seconds: float = 0.0) -> None:
