@@ -10,7 +10,8 @@ from toy_tasks import Comparison
 from transferlab.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
-from transferlab.rl import (GRPOConfig, Rollout, kl_k3, policy_loss, sample_groups, set_advantages, train_grpo)
+from transferlab.rl import (GRPOConfig, Rollout, kl_k3, policy_loss, sample_groups, set_advantages, signal_warning,
+                            train_grpo)
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.train import DivergedError
@@ -66,6 +67,7 @@ def test_grpo_raises_the_reward_and_saves_a_plain_peft_adapter(policy, tmp_path)
     first, last = sum(result.rewards[:5]) / 5, sum(result.rewards[-5:]) / 5
     assert last > first + 0.15, result.rewards  # about 0.12 -> 0.5 on this toy
     assert len(result.rewards) == len(result.losses) == 20 and result.zero_variance_share < 0.2
+    assert signal_warning(result) is None
     assert result.tokens == sum(result.details["completion_tokens"]) > 0
     assert set(result.to_json()) >= {"rewards", "zero_variance_share", "details", "losses"}
 
@@ -109,6 +111,7 @@ def test_zero_variance_groups_are_counted_and_carry_no_signal(policy, tmp_path):
     result = train_grpo(policy, task, task.examples("train"), config, tmp_path / "flat")
     assert result.zero_variance_share == 1.0 and result.details["zero_variance_groups"] == [4.0, 4.0, 4.0]
     assert result.losses == [0.0, 0.0, 0.0]
+    assert "100% of GRPO prompt groups had all-equal rewards" in signal_warning(result)
     from safetensors.torch import load_file
 
     weights = load_file(str(tmp_path / "flat" / "adapter_model.safetensors"))

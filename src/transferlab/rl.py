@@ -363,6 +363,20 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
     return result
 
 
+def signal_warning(result: TrainResult, threshold: float = 0.8) -> str | None:
+    """A one-line warning when most prompt groups gave no learning signal, else None.
+
+    Show it next to the run's result: an adapter from such a run is close to its
+    initialisation, and any transfer measured with it says little about RL.
+    """
+    share = result.zero_variance_share
+    if share is None or share < threshold:
+        return None
+    mean = sum(result.rewards) / len(result.rewards) if result.rewards else float("nan")
+    return (f"{share:.0%} of GRPO prompt groups had all-equal rewards (mean reward {mean:.3f}): little or no "
+            "learning signal; use an easier task or a graded reward metric, more samples per prompt, or SFT first")
+
+
 def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
             active: list[Rollout], n_tokens: int, config: GRPOConfig, pad: int, device: str, task_name: str,
             step: int) -> tuple[float, float, float]:
