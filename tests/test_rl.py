@@ -128,6 +128,15 @@ def test_kl_to_the_base_model_is_zero_at_step_zero(policy, tmp_path):
     assert (kl_k3(logp, logp) == 0).all() and (kl_k3(logp, logp.flip(0)) >= 0).all()
 
 
+def test_continuing_from_an_adapter_measures_kl_to_the_bare_base(policy, tmp_path):
+    task = Digits()
+    train_grpo(policy, task, task.examples("train"), FAST, tmp_path / "a")
+    config = GRPOConfig(**{**FAST.to_dict(), "kl_coef": 0.5, "steps": 1})
+    more = train_grpo(policy, task, task.examples("train"), config, tmp_path / "b", init_adapter=tmp_path / "a")
+    assert more.details["kl"][0] > 1e-4  # the starting adapter already differs from the base model
+    assert (tmp_path / "b" / "adapter_model.safetensors").exists()
+
+
 def test_ppo_clip_stops_the_gradient_outside_the_trust_region():
     old = torch.zeros(3)
     logp = torch.tensor([0.0, 0.5, -0.5], requires_grad=True)  # ratios 1, 1.65, 0.61
