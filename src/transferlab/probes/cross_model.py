@@ -140,8 +140,8 @@ def run_cross_model(config: Any, store: Any, results: Any, console: Any = None, 
             src_index = [src["layers"].index(layer) for layer in pairs]
             maps = None
             if source != target:
-                X = np.asarray(tgt["neutral"])
-                Y = np.asarray(src["neutral"])[src_index]
+                X = np.array(tgt["neutral"], dtype=np.float64)  # a writable copy of the memory map
+                Y = np.array(src["neutral"], dtype=np.float64)[src_index]
                 maps = fit_ridge_maps(X, Y)
             rows = []
             skips = []

@@ -225,7 +225,7 @@ def _choose_false(key: str, n_labels: int, true: int) -> int:
 
 
 def _pair_rows(key: str, texts: list[tuple[str, int, str]]) -> list[Row]:
-    split = split_of(key, FRACTIONS)
+    split = TASK_SPLIT[split_of(key, FRACTIONS)]
     return [Row(text, label, key, answer_type, split) for text, label, answer_type in texts]
 
 

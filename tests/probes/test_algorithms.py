@@ -1,0 +1,145 @@
+"""Every probe algorithm: the shared estimator checks, exactness against scikit-learn, bad input."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from tests.probes.conftest import planted
+from transferlab.errors import TransferlabError
+from transferlab.probes.algorithms import ALGORITHMS, STUDY_ALGORITHMS, make
+from transferlab.probes.algorithms import _common as C
+
+NAMES = sorted(ALGORITHMS)
+FAST = {"ccs": {"n_restarts": 2, "max_iter": 60}}
+
+
+def fresh(name):
+    return make(name, **FAST.get(name, {}))
+
+
+def test_the_eight_study_algorithms_and_the_baseline_are_registered():
+    assert set(STUDY_ALGORITHMS) == {"dim", "lda", "lr", "lr-g", "ccs", "pca", "pca-g", "lat"}
+    assert set(ALGORITHMS) == set(STUDY_ALGORITHMS) | {"random"}
+    with pytest.raises(TransferlabError, match="did you mean 'lda'"):
+        make("ldaa")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_estimator_contract(name):
+    X, y, g = planted(layers=1)
+    probe = fresh(name)
+    assert not any(k.endswith("_") for k in vars(probe)), "__init__ only stores hyper-parameters"
+    params = probe.get_params()
+    with pytest.raises(TransferlabError, match="not fitted"):
+        probe.decision_function(X[0])
+    assert probe.fit(X[0], y, groups=g) is probe
+    assert probe.get_params() == params, "fit never changes the user's hyper-parameters"
+    assert probe.coef_.shape == (X.shape[2],) and isinstance(probe.intercept_, float)
+    scores = probe.decision_function(X[0])
+    assert scores.shape == (len(y),) and np.isfinite(scores).all()
+    again = pickle.loads(pickle.dumps(probe))
+    np.testing.assert_allclose(again.decision_function(X[0]), scores)
+    # idempotent: fitting twice gives the same probe
+    np.testing.assert_allclose(fresh(name).fit(X[0], y, groups=g).coef_, probe.coef_, rtol=1e-6, atol=1e-9)
+    with pytest.raises(TransferlabError, match="features"):
+        probe.decision_function(X[0][:, :5])
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("random", "lat", "pca")])
+def test_supervised_or_contrastive_probes_find_a_planted_direction(name):
+    X, y, g = planted(layers=1, pairs=80, signal=3.0)
+    probe = fresh(name).fit(X[0], y, groups=g)
+    assert probe.score(X[0], y, groups=g) > (0.8 if name == "ccs" else 0.9)  # CCS: unsupervised, few steps here
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batched_fit_equals_one_problem_at_a_time(name):
+    X, y, g = planted(layers=3)
+    batched = fresh(name).fit(X, y, groups=g)
+    assert batched.coef_.shape == (3, X.shape[2])
+    for layer in range(3):
+        single = fresh(name).fit(X[layer], y, groups=g)
+        if name in ("random", "ccs"):  # seeded draws differ per problem in a batch
+            continue
+        np.testing.assert_allclose(batched.coef_[layer], single.coef_, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(batched.intercept_[layer], single.intercept_, rtol=1e-6, atol=1e-8)
+
+
+def test_lr_and_lda_match_scikit_learn():
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+
+    for d in (24, 200):  # fewer features than rows, and more (solved in the rows' span)
+        X, y, g = planted(layers=1, pairs=60, d=d)
+        ours = make("lr").fit(X[0], y)
+        ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(X[0], y)
+        np.testing.assert_allclose(ours.coef_, ref.coef_[0], atol=1e-4)
+        assert ours.intercept_ == pytest.approx(ref.intercept_[0], abs=1e-4)
+        for shrinkage in ("auto", 0.3):
+            ours = make("lda", shrinkage=shrinkage).fit(X[0], y)
+            ref = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage).fit(X[0], y)
+            np.testing.assert_allclose(ours.coef_, ref.coef_[0], rtol=1e-6, atol=1e-8)
+            assert ours.intercept_ == pytest.approx(ref.intercept_[0], rel=1e-6, abs=1e-8)
+
+
+def test_pca_matches_scikit_learn_up_to_sign():
+    from sklearn.decomposition import PCA
+
+    X, y, g = planted(layers=1)
+    ours = make("pca").fit(X[0], y).coef_
+    ref = PCA(n_components=1).fit(X[0]).components_[0]
+    assert abs(abs(np.dot(ours, ref)) - 1) < 1e-8
+
+
+def test_sign_convention_uses_training_rows_only():
+    X, y, g = planted(layers=1, signal=3.0)
+    probe = make("pca-g").fit(X[0], y, groups=g)
+    assert probe.score(X[0], y, groups=g) >= 0.5
+    flipped = make("pca-g").fit(X[0], 1 - y, groups=g)  # same rows, labels swapped: the direction flips
+    assert np.dot(probe.coef_, flipped.coef_) < 0
+
+
+def test_question_accuracy_and_ties():
+    import torch
+
+    y = torch.tensor([1, 0, 0, 1, 0])
+    codes = torch.tensor([0, 0, 0, 1, 1])
+    scores = torch.tensor([[3.0, 1.0, 2.0, 0.0, 0.0]], dtype=torch.float64)
+    assert float(C.question_accuracy(scores, y, codes)[0]) == 0.5  # group 1 is a tie: wrong
+
+
+def test_best_threshold_maximises_training_accuracy():
+    import torch
+
+    scores = torch.tensor([[0.1, 0.4, 0.35, 0.8]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 0, 1])
+    t, acc = C.best_threshold(scores, y)
+    assert float(acc[0]) == 1.0 and 0.35 < float(t[0]) < 0.4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_gives_one_clear_error(name):
+    X, y, g = planted(layers=1)
+    with pytest.raises(TransferlabError, match="one class only"):
+        fresh(name).fit(X[0], np.ones_like(y), groups=g)
+    with pytest.raises(TransferlabError, match="constant activations"):
+        fresh(name).fit(np.ones_like(X[0]), y, groups=g)
+    bad = X[0].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(TransferlabError, match="NaN"):
+        fresh(name).fit(bad, y, groups=g)
+    if ALGORITHMS[name].uses_groups:
+        with pytest.raises(TransferlabError, match="both a true and a false"):
+            fresh(name).fit(X[0], y, groups=np.arange(len(y)))  # singleton groups
+        with pytest.raises(TransferlabError, match="needs groups"):
+            fresh(name).fit(X[0], y)
+
+
+def test_constant_layer_in_a_batch_is_named():
+    X, y, g = planted(layers=3)
+    X[1] = 0.0
+    with pytest.raises(TransferlabError, match=r"problem\(s\) \[1\]"):
+        make("dim").fit(X, y)

@@ -1,0 +1,126 @@
+"""The whole study on the tiny random Llama: tables, resume, report from the table alone, CLI and specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+from transferlab.errors import TransferlabError
+from transferlab.probes import protocol
+from transferlab.probes.results import ProbeResults
+from transferlab.probes.study import ProbeStudyConfig, parse_probe_spec, run_probe_study
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny_loaded(tiny):
+    tiny.identity = "tiny-llama@test"
+    return tiny
+
+
+def config(out: Path, **kw) -> ProbeStudyConfig:
+    base = dict(model="tiny-llama", datasets=("cities", "cities_conj", "larger_than"),
+                algorithms=("dim", "lr", "pca-g", "random"), limit=8, resamples=50, output=str(out), report=False)
+    return ProbeStudyConfig(**{**base, **kw})
+
+
+def test_study_writes_a_tidy_table_and_resumes(tiny_loaded, tmp_path, monkeypatch):
+    root = run_probe_study(config(tmp_path / "run"), loaded=tiny_loaded)
+    results = ProbeResults(root)
+    frame = results.frame()
+    # a random tiny model is at chance everywhere: accuracies, but no recovered accuracy, and a skip saying why
+    assert {"acc", "auroc"} <= set(frame.metric)
+    assert set(frame.split) == {"hparams", "validation"}
+    assert set(frame.layer) == {1, 2}
+    assert frame.value.notna().all() and frame.value.between(0, 1).all()
+    skips = results.skips()
+    if "recovered" not in set(frame.metric):
+        assert skips.reason.str.contains("not above chance").any()
+    assert ((skips.trained_on == "cities_conj") & (skips.algorithm == "pca-g")).any(), "one-statement groups: a skip"
+    run = results.read_run()
+    assert run["datasets"]["cities"]["grouped"] and not run["datasets"]["cities_conj"]["grouped"]
+    # a second run reuses every stored activation and fit
+    monkeypatch.setattr(protocol, "fit_one", lambda *a, **k: pytest.fail("refitted a stored probe"))
+    import transferlab.probes.activations as acts
+
+    monkeypatch.setattr(acts, "extract", lambda *a, **k: pytest.fail("re-extracted stored activations"))
+    run_probe_study(config(tmp_path / "run"), loaded=tiny_loaded)
+    assert len(ProbeResults(root).frame()) == len(frame)
+
+
+def planted_run(root: Path) -> Path:
+    """A run directory whose table comes from planted activations (no model at all)."""
+    from tests.probes.test_protocol import data
+    from transferlab.probes.study import result_rows
+
+    sets = [data("cities", 0), data("larger_than", 1), data("cities_conj", 2, grouped=False),
+            data("mmlu", 3, signal=2.5)]
+    bank = protocol.fit_bank(sets, {"dim": {}, "lr": {}, "lda": {}, "lat": {}, "pca-g": {}, "random": {}}, [1, 2])
+    evs = protocol.evaluate(bank, sets, resamples=50)
+    results = ProbeResults(root)
+    results.replace("planted", "planted", result_rows("planted", "planted", bank, evs, [1, 2]))
+    results.update_run(model="planted", layers=[1, 2], position="last", limit=0, wall_seconds=1.0,
+                       command="(planted)", datasets={
+                           s.name: {"family": "mmlu" if s.name == "mmlu" else "got",
+                                    "grouped": s.name != "cities_conj", "train": 1, "hparams": 1, "validation": 1}
+                           for s in sets})
+    cross = [("planted", "planted", "dim", 1, "cities", "cities", "validation", "acc", 0.9, 10, 0.8, 1.0),
+             ("planted", "planted", "dim", 1, "cities", "cities", "hparams", "acc", 0.9, None, None, None),
+             ("planted", "other", "dim", 1, "cities", "cities", "validation", "acc", 0.7, 10, 0.6, 0.8),
+             ("planted", "other", "dim", 1, "cities", "cities", "hparams", "acc", 0.7, None, None, None)]
+    results.replace("planted", "planted", cross[:2], table="probe_cross_model")
+    results.replace("planted", "other", cross[2:], table="probe_cross_model")
+    return root
+
+
+def test_report_from_the_table_alone(tmp_path):
+    root = planted_run(tmp_path / "run")
+    result = runner.invoke(app, ["probes", "report", str(root)])
+    assert result.exit_code == 0, result.output
+    report = root / "report"
+    for name in ("r0_acc_by_layer.png", "r1a_by_algorithms.png", "r1b_by_train.png", "r1c_by_layer.png",
+                 "r2_probes.png", "r3a_datasets.png", "r3b_matrix.png", "r3c_to_and_from.png", "r3d_clustering.png",
+                 "v1_in_distribution.png", "v2_got.png", "v3_repe.png", "v4_lda.png", "x1_cross_model.png",
+                 "summary.md"):
+        assert (report / name).stat().st_size > 0, name
+    summary = (report / "summary.md").read_text()
+    assert "mean cross-dataset recovered accuracy" in summary and "| nan" not in summary.lower()
+    assert "Model × Trained on" in summary
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(app, ["probes", "report", str(empty)]).exit_code != 0
+
+
+def test_bad_layer_and_unknown_names_are_one_line_errors(tiny_loaded, tmp_path):
+    with pytest.raises(TransferlabError, match="layer 9 is out of range"):
+        run_probe_study(config(tmp_path / "a", layers="9"), loaded=tiny_loaded)
+    with pytest.raises(TransferlabError, match="did you mean 'cities'"):
+        config(tmp_path / "b", datasets=("citis",)).checked()
+    with pytest.raises(TransferlabError, match="probe algorithm"):
+        config(tmp_path / "b", algorithms=("lda2",)).checked()
+
+
+def test_spec_parsing_and_dispatch(tmp_path):
+    text = ("study: probes\nname: p\nmodel: smollm2-135m\ndatasets: [cities, mmlu]\nlimit: 50\n"
+            "limits: {mmlu: 20}\ncross_model: {models: [gemma3-270m], datasets: [cities]}\noutput: x\n")
+    cfg = parse_probe_spec(text, "p.yaml")
+    assert cfg.datasets == ("cities", "mmlu") and cfg.limits == {"mmlu": 20}
+    assert cfg.cross_model is not None and cfg.cross_model.models == ("gemma3-270m",)
+    with pytest.raises(TransferlabError, match=r"p.yaml:2: lmit: unknown field 'lmit': did you mean 'limit'"):
+        parse_probe_spec("study: probes\nlmit: 3\n", "p.yaml")
+    spec = tmp_path / "p.yaml"
+    spec.write_text(text)
+    result = runner.invoke(app, ["run", str(spec), "--dry-run"])
+    assert result.exit_code == 0 and "probe study 'p'" in result.output
+    assert runner.invoke(app, ["probes", "run", "--help"]).exit_code == 0
+
+
+def test_shipped_spec_parses():
+    spec = Path(__file__).parents[2] / "experiments" / "probes.yaml"
+    if not spec.exists():
+        pytest.skip("experiments/probes.yaml not present")
+    assert parse_probe_spec(spec.read_text(), str(spec)).model == "smollm2-135m"
