@@ -10,9 +10,12 @@ import torch
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):  # numpy / scikit-learn BLAS too
+        yield
     torch.set_num_threads(before)
 
 
