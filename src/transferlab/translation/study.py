@@ -181,6 +181,7 @@ class TranslationBuilder:
         self.plan, self.store, self.runtime, self.console = plan, store, runtime, console
         self.adapters: dict[str, dict[str, LoraAdapter]] = {}
         self.weights: dict[str, Any] = {}
+        self.built = 0
 
     def side(self, side: str) -> dict[str, LoraAdapter]:
         if side not in self.adapters:
@@ -210,10 +211,14 @@ class TranslationBuilder:
             try:
                 self.build(tr, key)
                 done.add(key)
-            except TransferlabError as err:
+                self.built += 1
+            except TransferlabError as err:  # e.g. a pool with fewer anchors than the method needs
                 failed[key] = str(err)
+                if self.store.job_status(key) != "failed":
+                    self.console.print(f"[yellow]not translated[/] {tr.label} for {tr.held_out}: {err}")
                 self.store.record_job(key, "translate", "failed", str(err))
-                self.console.print(f"[yellow]not translated[/] {tr.label} for {tr.held_out}: {err}")
+        if failed:
+            self.console.print(f"{len(failed)} translations not built (reasons in the report)")
         return failed
 
     def build(self, tr: Translation, key: str) -> None:
@@ -269,13 +274,17 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
         plan = make_plan(spec, [t for t in plan.tasks if t not in broken])
         plan.audit.update(broken)
         write_audit(output, plan.audit)
-    failed = TranslationBuilder(plan, store, runtime, console).run()
-    executor.run(plan.translated_jobs(failed), runtime)
+    builder = TranslationBuilder(plan, store, runtime, console)
+    failed = builder.run()
+    second = executor.run(plan.translated_jobs(failed), runtime)
     from transferlab.translation.summary import summarise
 
     summarise(plan, store, output, failed)
     wall = time.perf_counter() - start
-    _record_run(output, command, wall)
+    _record_run(output, {"command": command, "wall_seconds": round(wall, 1),
+                         "jobs_run": len(first.done) + len(second.done), "jobs_reused": len(first.reused) + len(second.reused),
+                         "jobs_failed": len(first.failed) + len(second.failed), "translations_built": builder.built,
+                         "translations_not_built": len(failed)})
     from transferlab.translation.report import write_report
 
     written = write_report(output)
@@ -283,11 +292,11 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
     return output
 
 
-def _record_run(output: Path, command: str, wall: float) -> None:
+def _record_run(output: Path, record: dict[str, Any]) -> None:
     """Append this invocation to run.json: the report quotes the command and the wall time."""
     path = output / "run.json"
     runs = json.loads(path.read_text()) if path.exists() else []
-    runs.append({"command": command, "wall_seconds": round(wall, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    runs.append({**record, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(runs, indent=1))
     os.replace(tmp, path)

@@ -1,0 +1,119 @@
+"""The translation study end to end on two tiny Llamas of different widths and depths:
+spec errors, dry run, run, resume, results table, report, PEFT loading of a translation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from translation_helpers import write_toy_tasks
+
+from transferlab.spec import SpecError
+from transferlab.store import Store
+from transferlab.translation.spec import parse_translation_spec
+from transferlab.translation.study import run_spec
+
+SPEC = """\
+study: translation
+name: tiny
+model_x: {x}
+model_y: {y}
+task_files: [toy-a.yaml, toy-b.yaml, toy-c.yaml, toy-d.yaml, toy-e.yaml]
+domains: {{letters: [toy-a, toy-b, toy-c], digits: [toy-d, toy-e]}}
+anchor: {{rank: 2, alpha: 4, steps: 1, batch_size: 4, learning_rate: 1.0e-2, max_seq_len: 32}}
+methods: [mean, global_ridge, topk_global_ridge, pertensor_mlp, subspace_projection]
+top_k: 3
+mlp: {{steps: 20}}
+budgets: {{train_examples: 8, eval_examples: 6}}
+experiments:
+  scaling: {{anchor_counts: [3], tasks: [toy-a], evaluate: false}}
+  cross_domain: {{methods: [global_ridge], tasks: [toy-d]}}
+  matrix: {{tasks: [toy-a]}}
+bootstrap: 50
+threads: 1
+output: {out}
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    write_toy_tasks(root)
+    path = root / "spec.yaml"
+    path.write_text(SPEC.format(x=tiny_models[0], y=tiny_models[1], out=root / "run"))
+    out = run_spec(path)
+    return path, out
+
+
+def test_run_writes_results_tables_and_report(study):
+    _, out = study
+    frame = Store(out).results()
+    translated = frame[frame.condition == "translated:main"]
+    assert set(translated.learner) == {"mean", "global_ridge", "topk_global_ridge",
+                                       "pertensor_mlp", "subspace_projection"}
+    assert {"acc", "gain:acc", "gap_recovered:acc", "update_cosine"} <= set(translated.metric)
+    assert set(frame[frame.condition == "oracle"].evaluated_on) == {"toy-a", "toy-b", "toy-c", "toy-d", "toy-e"}
+    report = (out / "report" / "translation.md").read_text()
+    for section in ("Experiment 1", "Summary", "Experiment 2", "Experiment 3", "Cross-model adapter matrix",
+                    "Honest failure modes"):
+        assert section in report
+    assert {p.name for p in (out / "report").glob("*.png")} == {"main_table.png", "summary.png", "scaling.png",
+                                                                 "domain_heatmap.png", "matrix.png"}
+    rows = (out / "tables" / "translations.csv").read_text()
+    assert "global_ridge@n=3#0" in rows and "global_ridge@pool=letters" in rows
+    # the digits pool has one anchor left when toy-d is held out: recorded, not crashed
+    assert "needs at least 3 anchor pairs, got 1 (toy-e)" in rows
+    matrix = (out / "tables" / "matrix.csv").read_text()
+    assert matrix.count("toy-a") == 6  # two models x (base, own adapter, translated adapter)
+
+
+def test_translated_adapter_loads_in_plain_peft_on_model_y(study, tiny_models):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    _, out = study
+    store = Store(out)
+    adapters = [p.parent for p in (out / "artifacts" / "adapter").glob("*/translation.json")]
+    meta = json.loads((adapters[0] / "translation.json").read_text())
+    assert meta["target_model"] in tiny_models
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(meta["target_model"]), str(adapters[0]))
+    assert model.peft_config["default"].r == 2
+    assert store.has("adapter", adapters[0].name)  # written with a manifest, like every artifact
+
+
+def test_rerun_resumes_without_redoing_work(study):
+    path, out = study
+    run_spec(path)
+    runs = json.loads((out / "run.json").read_text())
+    assert runs[-1]["jobs_run"] == 0 and runs[-1]["translations_built"] == 0 and runs[-1]["jobs_reused"] > 0
+
+
+def test_dry_run_prints_the_plan_and_an_estimate(study, capsys):
+    from rich.console import Console
+
+    path, _ = study
+    console = Console(file=None, force_terminal=False, width=200)
+    assert run_spec(path, dry_run=True, console=console) is None
+    printed = capsys.readouterr().out
+    assert "5 anchor tasks over 2 domains; 10 anchor trainings" in printed and "estimate" in printed
+
+
+@pytest.mark.parametrize("change, message", [
+    ("methods: [mean, globl_ridge]", r"spec.yaml:\d+: methods.1: unknown translation method 'globl_ridge': did you mean 'global_ridge'"),
+    ("top_k: 9", r"spec.yaml:\d+: top_k: top_k=9 needs at least 10 anchor tasks"),
+    ("domains: {a: [toy-a, toy-b], b: [toy-b, toy-c]}", r"domains.b.0: task 'toy-b' is already in domain 'a'"),
+    ("anchor: {rank: 0}", r"spec.yaml:\d+: anchor: LoRA rank and alpha must be positive"),
+    ("expriments: {}", r"unknown field 'expriments': did you mean 'experiments'"),
+    ("experiments: {scaling: {anchor_counts: [2]}}", r"experiments.scaling.anchor_counts: expected a list of integers >= 3"),
+])
+def test_spec_errors_name_the_line_and_field(study, change, message):
+    path, _ = study
+    text = path.read_text()
+    key = change.split(":")[0]
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+    if key == "experiments":
+        lines = [line for line in lines if not line.startswith("  ")]
+    bad = "\n".join(lines) + "\n" + change + "\n"
+    with pytest.raises(SpecError, match=message):
+        parse_translation_spec(bad, str(Path(path.parent) / "spec.yaml"))
