@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import TinyLoaded
-from toy_tasks import Comparison
+from toy_tasks import Comparison, Echo
 from transferlab.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
@@ -135,6 +135,24 @@ def test_continuing_from_an_adapter_measures_kl_to_the_bare_base(policy, tmp_pat
     more = train_grpo(policy, task, task.examples("train"), config, tmp_path / "b", init_adapter=tmp_path / "a")
     assert more.details["kl"][0] > 1e-4  # the starting adapter already differs from the base model
     assert (tmp_path / "b" / "adapter_model.safetensors").exists()
+
+
+def test_joint_training_scores_each_task_with_its_own_scorer(policy, tmp_path):
+    digits, echo = Digits(), Echo()
+    seen: list[str] = []
+
+    class Watched(Echo):  # Echo's scorer, recording that it was called
+        def score(self, example, completion):
+            seen.append(example.uid)
+            return super().score(example, completion)
+
+    config = GRPOConfig(**{**FAST.to_dict(), "prompts_per_step": 8})
+    result = train_grpo(policy, digits, digits.examples("train"), config, tmp_path / "j",
+                        also=[(Watched(), echo.examples("train"))])  # echo has no digit_share: its own metric
+    assert len(result.rewards) == 3 and seen and all(uid.startswith("echo") for uid in seen)
+    with pytest.raises(TransferlabError, match="multiple-choice"):
+        train_grpo(policy, digits, digits.examples("train"), FAST, tmp_path / "m",
+                   also=[(Comparison(), Comparison().examples("train"))])
 
 
 def test_ppo_clip_stops_the_gradient_outside_the_trust_region():

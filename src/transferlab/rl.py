@@ -277,24 +277,33 @@ def prompt_schedule(n: int, steps: int, per_step: int, seed: int) -> list[list[i
     return [order[s * per_step : (s + 1) * per_step] for s in range(steps)]
 
 
-def reward_metric_of(task: Task, config: GRPOConfig) -> str:
-    """The metric rewarded: checked to be a metric of a generation task."""
+def reward_metric_of(task: Task, config: GRPOConfig, strict: bool = True) -> str:
+    """The metric rewarded on a task: `reward_metric`, else the task's primary metric.
+
+    With `strict=False` (the extra tasks of joint training) a `reward_metric` the task
+    does not have falls back to its primary metric instead of failing.
+    """
     if task.output_type != "generate":
         raise TransferlabError(f"task {task.name!r} is multiple-choice: GRPO needs a generation task with a "
                                "scorer (gsm8k, ifeval, humaneval, ...)")
     metric = config.reward_metric or task.primary_metric
     if metric not in task.metrics:
+        if not strict:
+            return task.primary_metric
         raise TransferlabError(f"reward_metric {metric!r} is not a metric of task {task.name!r}: "
                                f"use one of {', '.join(task.metrics)}")
     return metric
 
 
 def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRPOConfig, out_dir: str | Path,
-               init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None) -> TrainResult:
+               init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None,
+               also: Sequence[tuple[Task, Sequence[Example]]] = ()) -> TrainResult:
     """Train a LoRA adapter with GRPO on the task's verifiable reward; save it as a PEFT directory.
 
     With `init_adapter`, training continues from that adapter (sequential training); the
-    KL term always measures the distance to the base model without any adapter.
+    KL term always measures the distance to the base model without any adapter. `also`
+    adds prompts of other tasks, each in its own prompt format, with its own scorer, stop
+    sequences and length (joint training).
     `progress(step, mean_reward)` is called after every step. The result's `rewards` holds
     the mean reward per step, `zero_variance_share` the share of groups that gave no
     signal, and `details` per-step logs (kl, clip_fraction, zero_variance_groups,
@@ -302,13 +311,16 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
     """
     if not examples:
         raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
-    metric = reward_metric_of(task, config)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    device = loaded.device
-    prompts = [tokenizer(render_context(task, e, tokenizer), add_special_tokens=False)["input_ids"]
-               [-config.max_prompt_len:] for e in examples]
-    schedule = prompt_schedule(len(examples), config.steps, config.prompts_per_step, config.seed)
-    max_new = config.max_new_tokens or task.max_new_tokens
+    tokenizer = loaded.tokenizer
+    metrics = {task.name: reward_metric_of(task, config)}
+    pool: list[tuple[Task, Example]] = [(task, e) for e in examples]
+    for other, other_examples in also:
+        metrics[other.name] = reward_metric_of(other, config, strict=False)
+        pool += [(other, e) for e in other_examples]
+    prompts = [tokenizer(render_context(t, e, tokenizer), add_special_tokens=False)["input_ids"]
+               [-config.max_prompt_len:] for t, e in pool]
+    schedule = prompt_schedule(len(pool), config.steps, config.prompts_per_step, config.seed)
+    model, device = loaded.model, loaded.device
     sampler = torch.Generator(device=device).manual_seed(config.seed)
 
     torch.manual_seed(config.seed)  # LoRA's A matrices are initialised from the global generator
@@ -328,14 +340,18 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
             step_start = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, config.steps, config)
-            chosen = [examples[i] for i in picked]
-            # 1-2) sample a group per prompt from the current policy
+            # 1-3) per task among the picked prompts: sample a group per prompt from the
+            # current policy, then reward it with the task's scorer
             peft_model.eval()
-            groups = sample_groups(peft_model, tokenizer, [prompts[i] for i in picked], config.group_size, max_new,
-                                   config.temperature, config.top_p, task.stop, sampler, task.name)
-            # 3) rewards and group-relative advantages
-            score_groups(task, chosen, groups, metric)
-            flat = set_advantages(groups, config.normalize_advantages)
+            groups: list[list[Rollout]] = []
+            for t in dict.fromkeys(pool[i][0] for i in picked):
+                mine = [i for i in picked if pool[i][0] is t]
+                new = sample_groups(peft_model, tokenizer, [prompts[i] for i in mine], config.group_size,
+                                    config.max_new_tokens or t.max_new_tokens, config.temperature, config.top_p,
+                                    t.stop, sampler, t.name)
+                score_groups(t, [pool[i][1] for i in mine], new, metrics[t.name])
+                groups += new
+            flat = set_advantages(groups, config.normalize_advantages)  # group-relative advantages
             flat_groups += flat
             rollouts = [r for group in groups for r in group]
             n_tokens = sum(len(r.completion_ids) for r in rollouts)
