@@ -48,6 +48,41 @@ def test_a_training_only_source_is_fine_but_not_as_a_target():
         plan_transfer(as_target)
 
 
+def test_grpo_learner_and_family_default_learning_rates():
+    from transferlab.defaults import default_learning_rate
+    from transferlab.errors import TransferlabError
+    from transferlab.plan import plan_transfer
+    from transferlab.rl import GRPOConfig
+
+    text = GRPO_SPEC.format(tasks="[gsm8k]", extra="")
+    spec = parse_spec(text, "rl.yaml")
+    sft, rl = spec.learners
+    assert isinstance(rl.train, GRPOConfig) and rl.train.group_size == 4 and rl.auto_learning_rate
+    assert sft.auto_learning_rate
+    trains = {j.params["learner"]: j.params["train"] for j in plan_transfer(spec).jobs if j.kind == "train"}
+    assert trains["sft"]["learning_rate"] == default_learning_rate("llama", "sft", 576)
+    assert trains["rl"]["learning_rate"] == default_learning_rate("llama", "grpo", 576)
+    assert trains["rl"]["method"] == "grpo" and trains["sft"]["method"] == "lora"
+    pinned = parse_spec(GRPO_SPEC.format(tasks="[gsm8k]", extra="    learning_rate: 1.0e-5\n"), "rl.yaml")
+    assert not pinned.learners[1].auto_learning_rate and pinned.learners[1].train.learning_rate == 1e-5
+    with pytest.raises(TransferlabError, match="learner 'rl' .grpo. cannot train on 'cities': it is multiple-choice"):
+        plan_transfer(parse_spec(GRPO_SPEC.format(tasks="[cities]", extra=""), "rl.yaml"))
+    with pytest.raises(SpecError, match=r"rl.yaml:7: learners.1.group_sise: unknown field 'group_sise': did you mean"):
+        parse_spec(GRPO_SPEC.format(tasks="[gsm8k]", extra="    group_sise: 4\n"), "rl.yaml")
+
+
+GRPO_SPEC = """\
+models: [smollm2-135m]
+tasks: {tasks}
+learners:
+  - {{name: sft, type: lora, steps: 5}}
+  - name: rl
+    type: grpo
+{extra}    group_size: 4
+    steps: 3
+"""
+
+
 def test_good_spec_parses_with_defaults():
     spec = parse_spec(GOOD, "s.yaml")
     assert spec.tasks == ("cities", "larger_than") and spec.sources == spec.tasks

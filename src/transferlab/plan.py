@@ -15,7 +15,8 @@ from typing import Any
 from transferlab import models
 from transferlab.errors import TransferlabError
 from transferlab.jobs import Job
-from transferlab.spec import Spec
+from transferlab.defaults import default_learning_rate
+from transferlab.spec import Learner, Spec
 from transferlab.tasks import get_task, stable_hash
 
 
@@ -76,6 +77,13 @@ def write_audit(output: Path, audit: dict[str, str]) -> Path:
     return path
 
 
+def _check_trainable(learner: Learner, source: str) -> None:
+    if learner.type == "grpo" and get_task(source).output_type != "generate":
+        raise TransferlabError(f"learner {learner.name!r} (grpo) cannot train on {source!r}: it is multiple-choice, "
+                               "and GRPO needs a generation task with a scorer as reward (gsm8k, ifeval, humaneval, "
+                               "...); use a lora learner for it or remove it from sources")
+
+
 def plan_transfer(spec: Spec) -> Plan:
     names = list(dict.fromkeys([*spec.tasks, *spec.sources, *(t for pair in spec.pairs for t in pair)]))
     fingerprints, audit = audit_tasks(names, spec.eval_split, targets=set(spec.tasks))
@@ -108,14 +116,20 @@ def plan_transfer(spec: Spec) -> Plan:
         return key
 
     for model_name in spec.models:
-        identity = models.model_identity(models.resolve(model_name))
+        ref = models.resolve(model_name)
+        identity = models.model_identity(ref)
+        model_type, hidden_size = models.model_shape(ref)
         for seed in spec.seeds:
             baselines = {t: evaluation(model_name, identity, t, seed, None, None, "baseline", None) for t in targets}
             if "baseline" in spec.conditions:
                 cells += [Cell(model_name, None, None, t, "baseline", seed, k, k) for t, k in baselines.items()]
             for learner in spec.learners:
                 train_config = {**learner.train.to_dict(), "seed": seed, "method": learner.type}
+                if learner.auto_learning_rate:
+                    method = "grpo" if learner.type == "grpo" else "sft"
+                    train_config["learning_rate"] = default_learning_rate(model_type, method, hidden_size)
                 for source in sources:
+                    _check_trainable(learner, source)
                     wanted = {t: ("direct" if t == source else "transfer") for t in targets}
                     wanted = {t: c for t, c in wanted.items() if c in spec.conditions}
                     if not wanted:

@@ -34,13 +34,21 @@ class Budgets:
     eval_batch_size: int = 16
 
 
+LEARNER_TYPES = ("lora", "grpo")  # supervised LoRA; RL on the task's verifiable reward (GRPO) with LoRA
+
+
 @dataclass(frozen=True)
 class Learner:
-    """A named way of learning from a source: for now a LoRA adapter trained with SFT."""
+    """A named way of learning from a source: a LoRA adapter trained with SFT (`lora`) or GRPO (`grpo`).
+
+    `auto_learning_rate` is true when the spec left the rate out: the plan then uses the
+    default for each model's family (`defaults.default_learning_rate`).
+    """
 
     name: str
     type: str
-    train: TrainConfig
+    train: Any  # TrainConfig (lora) or rl.GRPOConfig (grpo)
+    auto_learning_rate: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,14 @@ class Spec:
 
 TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"} | {"study"}  # study: transfer
 BUDGET_FIELDS = {f.name for f in dataclasses.fields(Budgets)}
-LORA_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _config_class(kind: str) -> type:
+    if kind == "grpo":
+        from transferlab.rl import GRPOConfig
+
+        return GRPOConfig
+    return TrainConfig
 
 
 class _Located:
@@ -262,9 +277,9 @@ def _budgets(data: Any, at: _Located) -> Budgets:
     return Budgets(**data)
 
 
-def _coerce_numbers(item: dict[str, Any]) -> dict[str, Any]:
+def _coerce_numbers(item: dict[str, Any], config_class: type) -> dict[str, Any]:
     """YAML 1.1 reads `2e-4` as a string; accept it as the number the user meant."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
     out = dict(item)
     for key, value in item.items():
         if isinstance(defaults.get(key), float) and isinstance(value, str):
@@ -285,15 +300,18 @@ def _learners(items: Any, at: _Located) -> tuple[Learner, ...]:
         item = dict(item)
         name = str(item.pop("name", f"lora-{i}"))
         kind = item.pop("type", "lora")
-        if kind != "lora":
-            raise at.error(("learners", i, "type"), f"unknown learner type {kind!r}: valid: 'lora'")
-        _check_keys(item, LORA_FIELDS, ("learners", i), at)
-        item = _coerce_numbers(item)
+        if kind not in LEARNER_TYPES:
+            near = closest(str(kind), LEARNER_TYPES)
+            raise at.error(("learners", i, "type"), f"unknown learner type {kind!r}: " +
+                           (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(LEARNER_TYPES)}"))
+        config_class = _config_class(kind)
+        _check_keys(item, {f.name for f in dataclasses.fields(config_class)}, ("learners", i), at)
+        item = _coerce_numbers(item, config_class)
         try:
-            config = TrainConfig(**item)
+            config = config_class(**item)
         except (TransferlabError, TypeError) as err:
             raise at.error(("learners", i), str(err)) from None
-        learners.append(Learner(name, kind, config))
+        learners.append(Learner(name, kind, config, auto_learning_rate="learning_rate" not in item))
     names = [l.name for l in learners]
     if len(set(names)) != len(names):
         raise at.error(("learners",), f"learner names must be unique, got {names}")
