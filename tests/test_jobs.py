@@ -33,7 +33,7 @@ def test_grpo_and_lora_jobs_write_the_same_adapter_format(runtime):
     ticks = []
     rl = run_train(_job("rl", "grpo", prompts_per_step=2, group_size=4), runtime, lambda *a: ticks.append(a))
     sft = run_train(_job("sft", "lora", batch_size=4), runtime, lambda *a: None)
-    assert "final_reward" in rl and "final_reward" not in sft
+    assert "final_reward" in rl and "zero_variance_share" in rl and "final_reward" not in sft
     assert ticks and "reward" in ticks[-1][2]
     for key in ("rl", "sft"):
         where = runtime.store.path("adapter", key)
@@ -41,11 +41,7 @@ def test_grpo_and_lora_jobs_write_the_same_adapter_format(runtime):
         assert json.loads((where / "training.json").read_text())["steps"] == 1
 
 
-def test_joint_grpo_and_unknown_methods_are_clear_errors(runtime):
-    joint = _job("j", "grpo", group_size=4)
-    joint.params["joint_with"] = ["toy-digits"]
-    with pytest.raises(TransferlabError, match="joint training is supervised only"):
-        run_train(joint, runtime, lambda *a: None)
+def test_unknown_methods_are_clear_errors_and_write_nothing(runtime):
     with pytest.raises(TransferlabError, match="unknown training method 'ppo'"):
         run_train(_job("p", "ppo"), runtime, lambda *a: None)
-    assert not runtime.store.has("adapter", "j")
+    assert not runtime.store.has("adapter", "p")

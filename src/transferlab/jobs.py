@@ -84,12 +84,10 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
             result = train_lora(loaded, task, examples, config, out, init_adapter=init, also=also,
                                 progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
         elif method == "grpo":
-            from transferlab.rl import GRPOConfig, train_grpo
+            from transferlab.rl import GRPOConfig, signal_warning, train_grpo
 
-            if also:
-                raise TransferlabError(f"joint training is supervised only: learner {p.get('learner')!r} is grpo")
             config = GRPOConfig(**settings)
-            result = train_grpo(loaded, task, examples, config, out, init_adapter=init,
+            result = train_grpo(loaded, task, examples, config, out, init_adapter=init, also=also,
                                 progress=lambda step, reward: tick(step, config.steps, f"reward {reward:.3f}"))
         else:
             raise TransferlabError(f"unknown training method {method!r} in job {job.key}")
@@ -97,8 +95,11 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count}))
     summary = {"steps": result.steps, "tokens_per_second": round(result.tokens_per_second, 1),
                "final_loss": result.losses[-1] if result.losses else None}
-    if getattr(result, "rewards", None):
-        summary["final_reward"] = result.rewards[-1]
+    if result.rewards:
+        summary["final_reward"] = round(result.rewards[-1], 4)
+        summary["zero_variance_share"] = result.zero_variance_share
+        if warning := signal_warning(result):
+            summary["warning"] = warning
     return summary
 
 
