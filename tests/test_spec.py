@@ -113,3 +113,19 @@ def test_good_spec_parses_with_defaults():
 def test_errors_name_file_line_and_field(text, expected):
     with pytest.raises(SpecError, match=expected):
         parse_spec(text, "s.yaml")
+
+
+def test_study_kind_picks_the_runner_and_suggests_on_typos(tmp_path):
+    from transferlab.errors import TransferlabError
+    from transferlab.studies import study_kind
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(GOOD)
+    assert study_kind(spec) == "transfer"
+    spec.write_text(GOOD + "study: translation\n")
+    assert study_kind(spec) == "translation"
+    spec.write_text(GOOD + "study: probs\n")
+    with pytest.raises(TransferlabError, match=r"study: unknown study kind 'probs': did you mean 'probes'"):
+        study_kind(spec)
+    with pytest.raises(TransferlabError, match="does not exist"):
+        study_kind(tmp_path / "missing.yaml")
