@@ -401,9 +401,13 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
     if len(trans) and "centered_cosine" in trans:
         main = trans[(trans.experiment == "main") & trans.method.isin(LEARNED)]
         if len(main):
-            notes.append(f"- In update space the learned predictions move from the mean towards the oracle with a mean "
-                         f"centred cosine of {_fmt(main.centered_cosine.mean())} (1 = exactly the oracle's direction, "
-                         "0 = unrelated): with this few anchors the anchor Y adapters span little of a new task's update.")
+            value = main.centered_cosine.mean()
+            reading = ("they barely point from the mean towards the oracle: the anchor Y adapters span little of a new "
+                       "task's update" if value < 0.3 else "the direction is partly right, yet a right direction in "
+                       "update space need not change the model's decisions")
+            notes.append(f"- In update space the learned predictions depart from the mean adapter with a mean centred "
+                         f"cosine of {_fmt(value)} to the oracle's departure (1 = its direction exactly, 0 = unrelated): "
+                         f"{reading}.")
     if len(tasks) and "n" in tasks:
         notes.append(f"- Each score uses {int(tasks.n.max())} examples: a 95% CI is roughly ±{1.96 * 0.5 / math.sqrt(tasks.n.max()):.2f} "
                      "around a 0.5 accuracy, so differences between methods below that are noise.")
@@ -411,9 +415,10 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
         notes.append("- Tasks left out (see audit.json): " + "; ".join(f"{t}: {why}" for t, why in audit.items()) + ".")
     else:
         notes.append("- Every anchor task loaded and trained (audit.json lists none left out).")
-    failed = trans[trans.get("failure").notna()] if len(trans) and "failure" in trans else pd.DataFrame()
-    if len(failed):
-        reasons = failed.groupby("failure").label.apply(lambda s: ", ".join(sorted(set(s))))
-        for why, labels in reasons.items():
-            notes.append(f"- Not translated ({labels}): {why}")
+    failed = trans[trans["failure"].notna()] if len(trans) and "failure" in trans else pd.DataFrame()
+    if len(failed):  # one line per kind of reason, e.g. pools with fewer anchors than the method needs
+        kinds = failed.assign(why=failed.failure.str.replace(r", got \d+ \(.*\)$", "", regex=True))
+        for why, group in kinds.groupby("why"):
+            cells = ", ".join(f"{r.label} for {r.held_out}" for r in group.itertuples())
+            notes.append(f"- Not translated ({len(group)}): {why} — {cells}.")
     return notes + [""]
