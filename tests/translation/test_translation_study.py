@@ -55,6 +55,7 @@ def test_run_writes_results_tables_and_report(study):
     assert {"acc", "gain:acc", "gap_recovered:acc", "update_cosine"} <= set(translated.metric)
     assert set(frame[frame.condition == "oracle"].evaluated_on) == {"toy-a", "toy-b", "toy-c", "toy-d", "toy-e"}
     report = (out / "report" / "translation.md").read_text()
+    assert "Layers are matched by relative depth" in report and "2 layers" in report and "3 layers" in report
     for section in ("Experiment 1", "Summary", "Experiment 2", "Experiment 3", "Cross-model adapter matrix",
                     "Honest failure modes"):
         assert section in report

@@ -2,9 +2,9 @@
 model X and model Y, stored in the content-addressed store and reused by every experiment.
 
 Training goes through the existing job machinery (`transferlab.jobs.run_train` via the
-local executor), and an anchor's key is the same hash the transfer study uses for an
-adapter trained on that task, so a transfer study and a translation study that share a
-store share their adapters.
+local executor). An anchor's key is a hash of the model identity, the task's fingerprint,
+the recipe and the number of training examples, so every experiment, and every later run
+with the same output directory, reuses it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Anchor:
 
 
 def train_key(identity: str, task_fingerprint: str, config: TrainConfig, train_examples: int) -> str:
-    """The store key of an adapter; the same formula as `transferlab.plan` uses."""
+    """The store key of an anchor adapter: everything that determines it."""
     return stable_hash("train", identity, task_fingerprint, config.to_dict(), train_examples)
 
 

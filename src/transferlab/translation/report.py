@@ -74,6 +74,14 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
                   f"{spec['budgets']['train_examples']} training examples; evaluation on "
                   f"{spec['budgets']['eval_examples']} {spec['eval_split']} examples per task; 95% bootstrap CIs "
                   f"({spec['bootstrap']} resamples), paired against base_Y.", ""]
+    layout = json.loads((run / "tables" / "layout.json").read_text()) if (run / "tables" / "layout.json").exists() else {}
+    for model, info in layout.items():
+        shapes = ", ".join(f"{m} {r}x{c}" for m, (r, c) in info["shapes"].items())
+        lines.append(f"- {model}: {info['layers']} layers, {shapes} (out x in), LoRA rank {info['rank']}")
+    if layout:
+        lines += ["", "Layers are matched by relative depth; widths and head layouts differ, which the kernel "
+                      "translators never need to align (X updates are only compared with X updates, and a "
+                      "prediction is a combination of Y updates).", ""]
     lines += ["Domains: " + "; ".join(f"**{d}**: {', '.join(ts)}" for d, ts in summary["domains"].items()), ""]
 
     # ---- experiment 1 ------------------------------------------------------------------

@@ -20,8 +20,7 @@ import yaml
 
 from transferlab.errors import TransferlabError, closest
 from transferlab.models import resolve
-from transferlab.spec import (Budgets, SpecError, _check_keys, _check_tasks, _coerce_numbers, _Located, _names,
-                              _register_task_files)
+from transferlab.spec import Budgets, SpecError, _check_keys, _check_tasks, _Located, _names, _register_task_files
 from transferlab.train import TrainConfig
 from transferlab.translation.translators import TRANSLATORS
 
@@ -203,8 +202,16 @@ def _anchor(value: Any, at: _Located) -> TrainConfig:
     if not isinstance(value, dict):
         raise at.error(("anchor",), "expected a mapping of LoRA training settings, e.g. {rank: 8, steps: 20}")
     _check_keys(value, {f.name for f in dataclasses.fields(TrainConfig)}, ("anchor",), at)
+    floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type in ("float", float)}
+    value = dict(value)
+    for key in floats & set(value):
+        if isinstance(value[key], str):  # YAML 1.1 reads 3e-3 as a string; take the number the user meant
+            try:
+                value[key] = float(value[key])
+            except ValueError:
+                raise at.error(("anchor", key), f"expected a number, got {value[key]!r}") from None
     try:
-        return TrainConfig(**_coerce_numbers(value))
+        return TrainConfig(**value)
     except (TransferlabError, TypeError) as err:
         raise at.error(("anchor",), str(err)) from None
 

@@ -279,6 +279,7 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
     second = executor.run(plan.translated_jobs(failed), runtime)
     from transferlab.translation.summary import summarise
 
+    _write_layout(plan, store, output)
     summarise(plan, store, output, failed)
     wall = time.perf_counter() - start
     _record_run(output, {"command": command, "wall_seconds": round(wall, 1),
@@ -290,6 +291,20 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
     written = write_report(output)
     console.print(f"report: {written[0]} ({wall:.0f} s)")
     return output
+
+
+def _write_layout(plan: StudyPlan, store: Store, output: Path) -> None:
+    """Depth and the shape of each adapted module on both models (for the report)."""
+    layout = {}
+    for side in ("x", "y"):
+        anchor = next((a for a in plan.anchors[side].values() if store.has("adapter", a.key)), None)
+        if anchor is None:
+            continue
+        adapter = load_anchors(store, [anchor], plan.model(side))[0]
+        shapes = {m: list(adapter.B[(0, m)].shape[:1]) + list(adapter.A[(0, m)].shape[1:]) for m in adapter.target_modules}
+        layout[plan.model(side)] = {"layers": adapter.n_layers, "rank": adapter.rank, "shapes": shapes}
+    (output / "tables").mkdir(exist_ok=True)
+    (output / "tables" / "layout.json").write_text(json.dumps(layout, indent=1))
 
 
 def _record_run(output: Path, record: dict[str, Any]) -> None:
