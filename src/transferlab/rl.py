@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,11 @@ from transferlab.errors import TransferlabError
 from transferlab.evaluate import _left_padded, cut_at_stop
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
-from transferlab.train import DivergedError, TrainResult, completion_logits, get_lr
+from transferlab.train import DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
 @dataclass(frozen=True)
-class GRPOConfig:
+class GRPOConfig(LoraAdapterSettings):
     """Hyper-parameters of one GRPO run; every field is part of the adapter's cache key."""
 
     rank: int = 8  # LoRA rank r
@@ -91,14 +91,6 @@ class GRPOConfig:
             raise TransferlabError("warmup_ratio must be in [0, 1), max_new_tokens >= 0 and max_prompt_len >= 8")
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def lora_config(self) -> Any:
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")
 
 
 @dataclass
@@ -360,23 +352,36 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
             active = rollouts if config.kl_coef > 0 else [r for r in rollouts if r.advantage != 0]
             loss_value, kl_value, clip_value = _update(peft_model, optimizer, params, active, n_tokens, config,
                                                        tokenizer.pad_token_id, device, task.name, step)
-            result.losses.append(loss_value)
-            result.rewards.append(sum(r.reward for r in rollouts) / len(rollouts))
-            result.tokens += n_tokens
             if config.kl_coef > 0:
                 logs["kl"].append(kl_value)
             logs["clip_fraction"].append(clip_value)
-            logs["zero_variance_groups"].append(float(flat))
-            logs["completion_tokens"].append(float(n_tokens))
-            logs["seconds"].append(time.perf_counter() - step_start)
+            record_step(result, logs, rollouts, loss_value, flat, step_start)
             if progress:
                 progress(step + 1, result.rewards[-1])
-        result.seconds = time.perf_counter() - start
-        result.zero_variance_share = flat_groups / (config.steps * config.prompts_per_step)
-        result.details = logs
+        finish(result, logs, start, flat_groups, config)
         peft_model.eval()
         adapters.save(peft_model, Path(out_dir), loaded.name)
     return result
+
+
+def record_step(result: TrainResult, logs: dict[str, list[float]], rollouts: Sequence[Rollout], loss: float,
+                flat_groups: int, step_start: float) -> None:
+    """Log one GRPO step (loss, mean reward, tokens, flat groups, time), wherever it ran."""
+    n_tokens = sum(len(r.completion_ids) for r in rollouts)
+    result.losses.append(loss)
+    result.rewards.append(sum(r.reward for r in rollouts) / len(rollouts))
+    result.tokens += n_tokens
+    logs["zero_variance_groups"].append(float(flat_groups))
+    logs["completion_tokens"].append(float(n_tokens))
+    logs["seconds"].append(time.perf_counter() - step_start)
+
+
+def finish(result: TrainResult, logs: dict[str, list[float]], start: float, flat_groups: int,
+           config: GRPOConfig) -> None:
+    """Close a GRPO run's record: total time, share of groups that gave no signal, per-step logs."""
+    result.seconds = time.perf_counter() - start
+    result.zero_variance_share = flat_groups / (config.steps * config.prompts_per_step)
+    result.details = logs
 
 
 def signal_warning(result: TrainResult, threshold: float = 0.8) -> str | None:

@@ -25,8 +25,24 @@ from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 
 
+class LoraAdapterSettings:
+    """What every LoRA training config shares: a PEFT `LoraConfig` and a plain dict for cache keys.
+
+    Mixed into the dataclasses that carry rank, alpha, dropout and target_modules.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def lora_config(self) -> Any:
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,  # type: ignore[attr-defined]
+                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(LoraAdapterSettings):
     """Hyper-parameters of one LoRA SFT run; every field is part of the adapter's cache key."""
 
     rank: int = 8  # LoRA rank r
@@ -55,14 +71,6 @@ class TrainConfig:
             raise TransferlabError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def lora_config(self) -> Any:
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")
 
 
 class DivergedError(TransferlabError):

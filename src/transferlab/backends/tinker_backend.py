@@ -308,16 +308,9 @@ class TinkerTrainer:
                 if not math.isfinite(loss):
                     raise DivergedError(f"task {task.name!r}: GRPO loss became {loss} at step {step} on Tinker: "
                                         "lower the learning rate")
-            result.losses.append(loss)
-            result.rewards.append(sum(r.reward for r in rollouts) / len(rollouts))
-            result.tokens += n_tokens
-            logs["zero_variance_groups"].append(float(flat))
-            logs["completion_tokens"].append(float(n_tokens))
-            logs["seconds"].append(time.perf_counter() - step_start)
+            rl.record_step(result, logs, rollouts, loss, flat, step_start)
             if progress:
                 progress(step + 1, result.rewards[-1])
-        result.seconds = time.perf_counter() - start
-        result.zero_variance_share = flat_groups / (config.steps * config.prompts_per_step)
-        result.details = logs
+        rl.finish(result, logs, start, flat_groups, config)
         sampler_path, state_path = self._save(client, name)
         return TinkerRun(self.base_model, "grpo", result, sampler_path, state_path)
