@@ -45,3 +45,22 @@ def test_report_of_an_empty_run_is_a_clear_error(tmp_path):
     Store(tmp_path / "empty")
     result = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
     assert result.exit_code != 0 and "empty" in str(result.exception)
+
+
+def test_several_seeds_show_mean_and_std_and_every_figure_is_drawn(tmp_path):
+    from transferlab.report import write_report
+
+    one = tidy_table()
+    two = one.copy()
+    two["seed"] = 1
+    two.loc[two["metric"] == "gain:acc", "value"] += 0.02  # seed 1 gains 0.02 more
+    results = pd.concat([one, two], ignore_index=True)
+    similarity = pd.DataFrame({"task_a": ["cities", "larger_than"], "task_b": ["larger_than", "cities"],
+                               "kind": ["vocabulary"] * 2, "similarity": [0.1, 0.1]})
+    written = {p.name for p in write_report(results, tmp_path, "seeds", labels={"cities": "geography"},
+                                            similarity=similarity)}
+    assert {"m_lora_gain.png", "m_lora_relative.png", "asymmetry.png", "similarity_vocabulary.png"} <= written
+    summary = (tmp_path / "summary.md").read_text()
+    assert "+0.210 [+0.120, +0.280]* ± 0.014 (2 seeds)" in summary  # mean of 0.20 and 0.22 ± their std
+    assert "| cities | geography | 2 |" in summary  # the drift table uses the stored label
+    assert "vocabulary: not computed: only 2 task pairs" in summary  # too few pairs for a correlation
