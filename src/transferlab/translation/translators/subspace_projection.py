@@ -17,6 +17,21 @@ from transferlab.translation.features import AdapterStack, TensorId, source_tens
 from transferlab.translation.translators.base import Prediction, Translator
 
 
+_BASES: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, float]]] = {}
+
+
+def singular_basis(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(U, V, ‖W‖) of a frozen base weight, computed once per weight tensor: every held-out
+    task's fit needs the same bases, and they are most of this method's cost."""
+    cached = _BASES.get(id(weight))
+    if cached is not None and cached[0] is weight:
+        return cached[1]
+    w = weight.to(torch.float64)
+    u, _, vt = torch.linalg.svd(w, full_matrices=False)
+    _BASES[id(weight)] = (weight, (u, vt.T, float(w.norm())))
+    return _BASES[id(weight)][1]
+
+
 class SubspaceProjectionTranslator(Translator):
     name = "subspace_projection"
     min_anchors = 1  # a Y anchor supplies the output's PEFT layout
@@ -39,9 +54,7 @@ class SubspaceProjectionTranslator(Translator):
 
         if t not in weights:
             raise TransferlabError(f"subspace_projection: no base weight of model {which} for layer {t[0]} {t[1]}")
-        w = weights[t].to(torch.float64)
-        u, _, vt = torch.linalg.svd(w, full_matrices=False)
-        return u, vt.T, float(w.norm())
+        return singular_basis(weights[t])
 
     def _predict(self, query: AdapterStack) -> Prediction:
         adapter = query.adapters[0]
@@ -54,7 +67,8 @@ class SubspaceProjectionTranslator(Translator):
                 k = min(ux.shape[1], uy.shape[1], vx.shape[1], vy.shape[1])
                 c = (ux[:, :k].T @ adapter.B[s]) @ (adapter.A[s] @ vx[:, :k])  # k x k
                 coords = coords + weight * c
-                relative += weight * float((adapter.B[s] @ adapter.A[s]).norm()) / max(norm_x, 1e-30)
+                size_x = float(((adapter.B[s].T @ adapter.B[s]) * (adapter.A[s] @ adapter.A[s].T)).sum().clamp(min=0).sqrt())
+                relative += weight * size_x / max(norm_x, 1e-30)
             b = uy[:, : coords.shape[0]] @ coords
             a = vy[:, : coords.shape[1]].T
             size = float((b.T @ b * (a @ a.T)).sum().clamp(min=0).sqrt())  # ‖b a‖_F from the factors
