@@ -157,29 +157,38 @@ def orient(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor | None, coef: t
     """Apply the sign convention and set the threshold, both from the training data only.
 
     A direction is flipped when its negation scores better on the training rows (question
-    accuracy when the training data is grouped, else row accuracy). Algorithms without an
-    intercept of their own get the threshold with the best training row accuracy.
+    accuracy when the training data is grouped, else row accuracy). Ties, common for an
+    unsupervised direction (+w and -w often score alike), are broken deterministically,
+    whichever solver produced the sign: first the direction whose true rows score higher
+    on average, then (if that ties too) the one whose largest-magnitude component is
+    positive. Algorithms without an intercept of their own get the threshold with the best
+    training row accuracy.
     """
     scores = torch.einsum("bnd,bd->bn", X, coef)
     grouped = is_grouped(y, codes)
+    threshold = None
     if intercept is None:
         t_pos, acc_pos = best_threshold(scores, y)
         t_neg, acc_neg = best_threshold(-scores, y)
-        if grouped:
-            assert codes is not None
-            acc_pos, acc_neg = question_accuracy(scores, y, codes), question_accuracy(-scores, y, codes)
-        flip = acc_neg > acc_pos
-        threshold = torch.where(flip, t_neg, t_pos)
-        sign = torch.where(flip, -1.0, 1.0).to(coef.dtype)
-        return coef * sign[:, None], -threshold
-    full = scores + intercept[:, None]
+    else:
+        full = scores + intercept[:, None]
+        acc_pos, acc_neg = row_accuracy(full, y), row_accuracy(-full, y)
     if grouped:
         assert codes is not None
         acc_pos, acc_neg = question_accuracy(scores, y, codes), question_accuracy(-scores, y, codes)
-    else:
-        acc_pos, acc_neg = row_accuracy(full, y), row_accuracy(-full, y)
-    sign = torch.where(acc_neg > acc_pos, -1.0, 1.0).to(coef.dtype)
+    flip = (acc_neg > acc_pos) | ((acc_neg == acc_pos) & _prefer_negative(scores, y, coef))
+    sign = torch.where(flip, -1.0, 1.0).to(coef.dtype)
+    if intercept is None:
+        threshold = torch.where(flip, t_neg, t_pos)
+        return coef * sign[:, None], -threshold
     return coef * sign[:, None], intercept * sign
+
+
+def _prefer_negative(scores: torch.Tensor, y: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """Tie-break of the sign convention: True where -w is the canonical sign of the direction w."""
+    gap = scores[:, y == 1].mean(dim=1) - scores[:, y == 0].mean(dim=1)
+    largest = torch.gather(coef, 1, coef.abs().argmax(dim=1, keepdim=True))[:, 0]
+    return (gap < 0) | ((gap == 0) & (largest < 0))
 
 
 def top_component(X: torch.Tensor) -> torch.Tensor:

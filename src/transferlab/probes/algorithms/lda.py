@@ -10,11 +10,12 @@ from transferlab.errors import TransferlabError
 from transferlab.probes.algorithms.base import Probe
 
 
-def _covariance(X: torch.Tensor, shrinkage: float | str | None) -> torch.Tensor:
-    """Biased covariance of each (n, d) problem, shrunk like scikit-learn's `_cov`.
+def _low_rank_covariance(X: torch.Tensor, shrinkage: float | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's shrunk covariance of each (n, d) problem as diag + V V^T, V of shape (d, n).
 
-    'auto' is the Ledoit-Wolf shrinkage computed on standardised features and scaled
-    back, a float is a fixed shrinkage towards the scaled identity, None is none.
+    'auto' is the Ledoit-Wolf shrinkage computed on standardised features and scaled back,
+    a float is a fixed shrinkage towards the scaled identity, None is none. Everything is
+    computed from the n x n Gram matrix, never from a d x d one.
     """
     n, d = X.shape[1], X.shape[2]
     Xc = X - X.mean(dim=1, keepdim=True)
@@ -22,24 +23,35 @@ def _covariance(X: torch.Tensor, shrinkage: float | str | None) -> torch.Tensor:
         scale = Xc.pow(2).mean(dim=1).sqrt()
         scale = torch.where(scale < 10 * torch.finfo(X.dtype).eps, torch.ones_like(scale), scale)
         Xs = Xc / scale[:, None, :]
-        emp = Xs.transpose(1, 2) @ Xs / n
-        trace = Xs.pow(2).sum(dim=1) / n  # (B, d)
+        gram = Xs @ Xs.transpose(1, 2)  # ||Xs^T Xs||_F = ||Xs Xs^T||_F
+        trace = Xs.pow(2).sum(dim=1) / n  # (B, d): the diagonal of the empirical covariance
         mu = trace.sum(dim=1) / d
         beta_ = Xs.pow(2).sum(dim=2).pow(2).sum(dim=1)  # sum of (X^2)^T X^2 over all entries
-        delta_ = (emp * n).pow(2).sum(dim=(1, 2)) / n**2
+        delta_ = gram.pow(2).sum(dim=(1, 2)) / n**2
         beta = (beta_ / n - delta_) / (d * n)
         delta = (delta_ - 2 * mu * trace.sum(dim=1) + d * mu**2) / d
         beta = torch.minimum(beta, delta)
         amount = torch.where(beta == 0, torch.zeros_like(beta), beta / delta)
-        eye = torch.eye(d, dtype=X.dtype)
-        shrunk = (1 - amount)[:, None, None] * emp + (amount * mu)[:, None, None] * eye
-        return scale[:, :, None] * shrunk * scale[:, None, :]
-    emp = Xc.transpose(1, 2) @ Xc / n
+        # scale (1 - a) Xs^T Xs / n + a mu I) scale = a mu scale^2 + Xc^T Xc (1 - a) / n
+        return (amount * mu)[:, None] * scale**2, Xc.transpose(1, 2) * ((1 - amount) / n).sqrt()[:, None, None]
     if shrinkage is None:
-        return emp
-    mu = torch.diagonal(emp, dim1=1, dim2=2).sum(dim=1) / d
-    eye = torch.eye(d, dtype=X.dtype)
-    return (1 - shrinkage) * emp + shrinkage * mu[:, None, None] * eye
+        return torch.zeros(X.shape[0], d, dtype=X.dtype), Xc.transpose(1, 2) / n**0.5
+    mu = Xc.pow(2).sum(dim=(1, 2)) / (n * d)
+    return (shrinkage * mu)[:, None].expand(-1, d), Xc.transpose(1, 2) * ((1 - shrinkage) / n) ** 0.5
+
+
+def _solve_low_rank(diag: torch.Tensor, V: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """(diag(D) + V V^T)^-1 rhs: by the Woodbury identity (one r x r Cholesky) when V has
+    fewer columns r than rows d, else directly (one d x d Cholesky)."""
+    if V.shape[2] >= V.shape[1]:
+        sigma = V @ V.transpose(1, 2)
+        sigma.diagonal(dim1=1, dim2=2).add_(diag)
+        return torch.cholesky_solve(rhs, torch.linalg.cholesky(sigma))
+    Dinv_V = V / diag[:, :, None]
+    inner = V.transpose(1, 2) @ Dinv_V
+    inner.diagonal(dim1=1, dim2=2).add_(1.0)
+    Dinv_rhs = rhs / diag[:, :, None]
+    return Dinv_rhs - Dinv_V @ torch.cholesky_solve(V.transpose(1, 2) @ Dinv_rhs, torch.linalg.cholesky(inner))
 
 
 class LDA(Probe):
@@ -63,18 +75,23 @@ class LDA(Probe):
                                                      and 0 <= self.shrinkage <= 1)):
             raise TransferlabError(f"LDA shrinkage must be 'auto', a number in [0, 1] or None, got {self.shrinkage!r}")
         n = X.shape[1]
-        means, covs, log_priors = [], [], []
+        means, diags, factors, log_priors = [], [], [], []
         for label in (0, 1):
             rows = X[:, y == label]
+            prior = rows.shape[1] / n
+            diag, V = _low_rank_covariance(rows, self.shrinkage)
             means.append(rows.mean(dim=1))
-            covs.append(_covariance(rows, self.shrinkage) * (rows.shape[1] / n))
-            log_priors.append(math.log(rows.shape[1] / n))
-        sigma = covs[0] + covs[1]
+            diags.append(diag * prior)
+            factors.append(V * prior**0.5)
+            log_priors.append(math.log(prior))
         rhs = torch.stack(means, dim=2)  # (B, d, 2)
-        if self.shrinkage is None:
+        diag = diags[0] + diags[1]
+        if bool((diag > 0).all()):
+            # the pooled covariance is diagonal + low rank (n columns): solve it in n x n
+            solved = _solve_low_rank(diag, torch.cat(factors, dim=2), rhs)
+        else:  # no shrinkage: singular, solved by least squares (minimum norm) like scikit-learn
+            sigma = torch.diag_embed(diag) + sum(V @ V.transpose(1, 2) for V in factors)
             solved = torch.linalg.lstsq(sigma, rhs, driver="gelsd").solution
-        else:
-            solved = torch.linalg.solve(sigma, rhs)
         coef = solved[:, :, 1] - solved[:, :, 0]
         intercepts = [-0.5 * (means[k] * solved[:, :, k]).sum(dim=1) + log_priors[k] for k in (0, 1)]
         return coef, intercepts[1] - intercepts[0]
