@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import TinyLoaded
+from tiny_models import TinyLoaded
 from test_rl import Digits
 
 from transferlab.errors import TransferlabError

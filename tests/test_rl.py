@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TinyLoaded
+from tiny_models import TinyLoaded
 from toy_tasks import Comparison, Echo
 from transferlab.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
