@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,14 @@ class Data:
     def part(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         idx = np.nonzero(self.splits == split)[0]
         return self.acts[:, idx], self.labels[idx], self.groups[idx], self.answer_types[idx]
+
+    @cached_property
+    def train(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The train split for fitting, prepared once for every algorithm: (X as a double
+        tensor, labels, groups, answer types, mask of the layers whose activations vary)."""
+        X, y, groups, types = self.part("train")
+        Xt = torch.as_tensor(np.asarray(X), dtype=C.DTYPE)
+        return Xt, y, groups, types, (~C.constant_problems(Xt)).numpy()
 
 
 @dataclass(frozen=True)
@@ -89,18 +98,16 @@ def fit_one(data: Data, algorithm: str, params: dict[str, Any] | None = None
     Returns (coef (L, d), intercept (L,), valid (L,), skips). Layers with constant
     activations are skipped (recorded); any other bad input raises TransferlabError.
     """
-    X, y, groups, types = data.part("train")
-    if len(y) == 0:
+    if not (data.splits == "train").any():
         raise TransferlabError(f"{data.name} has no train rows")
-    Xt = torch.as_tensor(np.asarray(X), dtype=C.DTYPE)
+    Xt, y, groups, types, valid = data.train
     L, _, d = Xt.shape
-    spread = (Xt - Xt[:, :1]).abs().amax(dim=(1, 2))
-    valid = (spread > 0).numpy()
     skips = [Skip(data.name, algorithm, i, "constant activations at this layer") for i in np.nonzero(~valid)[0]]
     coef = np.zeros((L, d))
     intercept = np.zeros(L)
     if valid.any():
-        probe = make(algorithm, **(params or {})).fit(Xt[torch.as_tensor(valid)], y, groups=groups, answer_types=types)
+        rows = Xt if valid.all() else Xt[torch.as_tensor(valid)]
+        probe = make(algorithm, **(params or {})).fit(rows, y, groups=groups, answer_types=types)
         coef[valid], intercept[valid] = probe.coef_, probe.intercept_
     return coef, intercept, valid, skips
 
