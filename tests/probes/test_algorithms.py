@@ -143,3 +143,50 @@ def test_constant_layer_in_a_batch_is_named():
     X[1] = 0.0
     with pytest.raises(TransferlabError, match=r"problem\(s\) \[1\]"):
         make("dim").fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["pca", "pca-g", "lr"])
+def test_batched_fit_scores_like_one_scikit_learn_fit_per_layer(name):
+    """The benchmark's accuracy check in small: the sign rule (with its tie-break) and the
+    threshold are shared, the direction comes from scikit-learn one layer at a time."""
+    import torch
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, g = planted(layers=4, pairs=50, d=120, signal=0.3)  # weak signal: +w and -w often tie
+    train, test = slice(0, 60), slice(60, 100)
+    ours = make(name).fit(X[:, train], y[train], groups=g[train])
+    ours_acc = ours.score(X[:, test], y[test], groups=g[test])
+    for layer in range(4):
+        Xl = X[layer, train]
+        if name == "lr":
+            ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=100_000).fit(Xl, y[train])
+            coef, bias = ref.coef_[0], torch.tensor([ref.intercept_[0]], dtype=C.DTYPE)
+            np.testing.assert_allclose(ours.coef_[layer], coef, atol=1e-4 * np.abs(coef).max())
+        else:
+            Z = Xl - Xl.reshape(-1, 2, Xl.shape[1]).mean(axis=1).repeat(2, axis=0) if name == "pca-g" else Xl
+            coef, bias = PCA(n_components=1, svd_solver="full").fit(Z).components_[0], None
+        c, b = C.orient(torch.as_tensor(Xl[None]), torch.as_tensor(y[train]),
+                        torch.as_tensor(np.unique(g[train], return_inverse=True)[1]), torch.as_tensor(coef[None]),
+                        bias)
+        scores = X[layer, test] @ c[0].numpy() + float(b[0])
+        first_is_true = scores[0::2] > scores[1::2]  # pairs (true, false): question accuracy
+        assert abs(first_is_true.mean() - ours_acc[layer]) <= 1e-3
+
+
+def test_sign_tie_break_does_not_depend_on_the_solver_sign():
+    import torch
+
+    # two (true, false) pairs; along w the first pair is right and the second wrong, either sign: a tie
+    X = torch.tensor([[[3.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]], dtype=C.DTYPE)
+    y = torch.tensor([1, 0, 1, 0])
+    codes = torch.tensor([0, 0, 1, 1])
+    w = torch.tensor([[1.0, 0.0]], dtype=C.DTYPE)
+    for grouped in (codes, None):
+        plus, minus = C.orient(X, y, grouped, w, None)[0], C.orient(X, y, grouped, -w, None)[0]
+        assert torch.equal(plus, minus) and float(plus[0, 0]) > 0  # true rows score higher on average
+    # no mean gap either: the largest component decides
+    Xs = torch.tensor([[[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]], dtype=C.DTYPE)
+    v = torch.tensor([[-2.0, 1.0]], dtype=C.DTYPE)
+    assert torch.equal(C.orient(Xs, y, codes, v, None)[0], C.orient(Xs, y, codes, -v, None)[0])
+    assert float(C.orient(Xs, y, codes, v, None)[0][0, 0]) == 2.0
