@@ -125,7 +125,8 @@ def fit_and_evaluate(store: Any, identity: str, data: list[Any], algorithms: dic
     skips: list[Skip] = []
 
     def key(dataset: str, algorithm: str) -> str:
-        return stable_hash("probe", 1, identity, activation_keys[dataset], algorithm, algorithms[algorithm], layers)
+        # version 2: deterministic sign tie-break and the dual Newton LR (fits of version 1 are not reused)
+        return stable_hash("probe", 2, identity, activation_keys[dataset], algorithm, algorithms[algorithm], layers)
 
     def fitted(dataset: str, algorithm: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         k = key(dataset, algorithm)
