@@ -96,6 +96,8 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
             translation_rows.append(row)
             continue
         meta = store.read_json("adapter", key, "translation.json")
+        cos, rel = meta["cosine"], meta["relative_error"]  # ‖P−T‖²/‖T‖² = s² − 2s·cos + 1, s = ‖P‖/‖T‖
+        row.update(norm_ratio=cos + math.sqrt(max(cos * cos - 1 + rel, 0.0)))
         row.update(cosine=meta["cosine"], centered_cosine=meta.get("centered_cosine", NA),
                    relative_error=meta["relative_error"], fit_seconds=meta["seconds"],
                    selected=" ".join(meta.get("selected", [])), loo_error=meta.get("loo_error", NA))
@@ -199,6 +201,7 @@ def _summary(spec: Any, task_rows: list[dict[str, Any]], translation_rows: list[
             "gap_defined_on": sum(not math.isnan(r.get("gap", NA)) for r in cells.values()),
             "domain_gap_recovered": {d: finite_mean(v) for d, v in domains.items()},
             "mean_update_cosine": finite_mean([r.get("cosine", NA) for r in cells.values()]),
+            "mean_norm_ratio": finite_mean([r.get("norm_ratio", NA) for r in cells.values()]),
             "mean_fit_seconds": finite_mean([r.get("fit_seconds", NA) for r in cells.values()]),
         }
     learned = {m: v for m, v in methods.items() if m in LEARNED and not math.isnan(v["minus_mean_translator"])}
