@@ -412,10 +412,10 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
             n = int(ridge.n_anchors.iloc[0])
             notes.append(f"- Leave-one-anchor-out on the anchors (global_ridge, {n} anchors per fit): the best ridge's "
                          f"error is {ridge.loo_error.mean():.2f}x the anchors' spread around their mean, against "
-                         f"{n / (n - 1):.2f}x for predicting the mean itself"
+                         f"{(n / (n - 1)) ** 2:.2f}x for predicting the mean of the others"
                          + (": the X updates carry no measurable information about the Y updates here, so the "
                             "regularisation rightly pulls every learned method to the mean."
-                            if ridge.loo_error.mean() >= n / (n - 1) - 0.02 else "."))
+                            if ridge.loo_error.mean() >= (n / (n - 1)) ** 2 - 0.02 else "."))
     shrunk = [m for m, s in methods.items() if m in LEARNED and (s.get("mean_norm_ratio") or 1) < 0.8]
     if shrunk:
         ratio = finite_mean_local([methods[m]["mean_norm_ratio"] for m in shrunk])
