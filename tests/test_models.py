@@ -55,7 +55,7 @@ def test_local_directory_model_loads(tmp_path):
     model.save_pretrained(tmp_path)
     from transferlab.models import load
 
-    from conftest import make_tokenizer
+    from tiny_models import make_tokenizer
 
     make_tokenizer().save_pretrained(tmp_path)
     loaded = load(str(tmp_path))
@@ -65,7 +65,7 @@ def test_local_directory_model_loads(tmp_path):
 @pytest.mark.integration
 def test_hub_id_loads_from_the_local_hugging_face_cache(tmp_path, monkeypatch):
     """The hub path is real: a model in the standard cache layout loads by its id, offline."""
-    from conftest import make_tokenizer
+    from tiny_models import make_tokenizer
 
     snapshot = tmp_path / "hub" / "models--test-org--tiny" / "snapshots" / "0123456789abcdef0123"
     models.tiny_llama().save_pretrained(snapshot)
