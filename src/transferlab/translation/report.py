@@ -141,8 +141,9 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
         figures.append(path)
         lines += ["![Scaling](scaling.png)", "",
                   "Left: random anchor pools of n tasks (the rightmost point is all other anchors, experiment 1). "
-                  "Right: top-k. Solid: gain over base_Y (evaluated); dashed: centred cosine between the predicted "
-                  "and the oracle update (update space, every cell).", ""]
+                  "Right: top-k. Solid: gain over base_Y, on the held-out tasks evaluated with model Y (the same "
+                  "tasks at every point); dashed: centred cosine between the predicted and the oracle update "
+                  "(update space, every held-out task).", ""]
         lines += _scaling_table(trans)
 
     # ---- experiment 3 ------------------------------------------------------------------
@@ -241,9 +242,23 @@ def _summary_figure(main: pd.DataFrame, methods: list[str], path: Path) -> Path:
     return path
 
 
+EVALUATED = ("score", "score_lo", "score_hi", "gain", "gain_lo", "gain_hi", "gap", "gap_lo", "gap_hi")
+
+
+def _same_evaluated_tasks(main: pd.DataFrame, experiment: pd.DataFrame) -> pd.DataFrame:
+    """Experiment 1's rows with model-Y scores kept only for the tasks the other experiment
+    evaluated, so every point of a curve or heatmap averages over the same tasks."""
+    evaluated = set(experiment[experiment.evaluated.astype(str) == "True"].held_out)
+    main = main.copy()
+    for col in EVALUATED:
+        if col in main:
+            main.loc[~main.held_out.isin(evaluated), col] = math.nan
+    return main
+
+
 def _scaling_points(trans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     scaling = trans[trans.experiment == "scaling"]
-    main = trans[trans.experiment == "main"]
+    main = _same_evaluated_tasks(trans[trans.experiment == "main"], scaling)
     held = set(scaling.held_out)
     base_method = scaling[~scaling.label.str.contains("@k=")].method
     count_method = base_method.iloc[0] if len(base_method) else "global_ridge"
@@ -278,7 +293,9 @@ def _scaling_figure(trans: pd.DataFrame, path: Path) -> Path:
         ax.set_ylabel("gain over base_Y", color="C0")
         ax2.set_ylabel("centred update cosine", color="C1")
         ax.axhline(0, color="black", lw=0.5)
-        ax.set_title(f"{frame.method.iloc[0]}: mean over {frame.held_out.nunique()} held-out tasks", fontsize=9)
+        evaluated = frame.dropna(subset=["score"]).held_out.nunique() if "score" in frame else 0
+        ax.set_title(f"{frame.method.iloc[0]}: gain over {evaluated} evaluated, cosine over "
+                     f"{frame.held_out.nunique()} held-out tasks", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -287,14 +304,15 @@ def _scaling_figure(trans: pd.DataFrame, path: Path) -> Path:
 
 def _scaling_table(trans: pd.DataFrame) -> list[str]:
     counts, ks = _scaling_points(trans)
-    lines = ["| curve | x | tasks | mean score | mean gain over base_Y | mean gap recovered (defined on) | centred cosine |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| curve | x | tasks (evaluated) | mean score | mean gain over base_Y | mean gap recovered (defined on) | "
+             "centred cosine |", "|---|---|---|---|---|---|---|"]
     for name, frame, x in (("anchors", counts, "n_anchors"), ("top-k", ks, "k")):
         frame = frame.copy()
         frame[x] = pd.to_numeric(frame[x], errors="coerce")
         for value, group in frame.groupby(x):
             gaps = group.gap.dropna() if "gap" in group else pd.Series(dtype=float)
-            lines.append(f"| {name} | {int(value)} | {group.held_out.nunique()} | "
+            evaluated = group.dropna(subset=["score"]).held_out.nunique() if "score" in group else 0
+            lines.append(f"| {name} | {int(value)} | {group.held_out.nunique()} ({evaluated}) | "
                          f"{_fmt(group.score.mean()) if 'score' in group else 'NA'} | "
                          f"{_fmt(group.gain.mean()) if 'gain' in group else 'NA'} | "
                          f"{_fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
@@ -304,7 +322,7 @@ def _scaling_table(trans: pd.DataFrame) -> list[str]:
 
 def _domain_cells(cross: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
     method = cross.method.iloc[0]
-    everything = main[main.method == method].assign(pool="all")
+    everything = _same_evaluated_tasks(main[main.method == method], cross).assign(pool="all")
     frame = pd.concat([cross[cross.method == method], everything[everything.held_out.isin(set(cross.held_out))]])
     return frame
 
@@ -346,13 +364,15 @@ def _domain_figure(cross: pd.DataFrame, main: pd.DataFrame, path: Path) -> Path:
 
 def _domain_table(cross: pd.DataFrame, main: pd.DataFrame) -> list[str]:
     frame = _domain_cells(cross, main)
-    lines = ["| Held-out domain | anchor pool | tasks | mean gain over base_Y | mean gap recovered (defined on) | "
+    lines = ["| Held-out domain | anchor pool | tasks (evaluated) | mean gain over base_Y | mean gap recovered (defined on) | "
              "centred cosine | not run |", "|---|---|---|---|---|---|---|"]
     for (domain, pool), group in frame.groupby(["domain", "pool"], sort=False):
         ran = group[group.get("failure").isna()] if "failure" in group else group
         gaps = ran.gap.dropna() if "gap" in ran else pd.Series(dtype=float)
         skipped = len(group) - len(ran)
-        lines.append(f"| {domain} | {pool} | {len(ran)} | {_fmt(ran.gain.mean()) if 'gain' in ran and len(ran) else 'NA'} | "
+        evaluated = ran.dropna(subset=["score"]).held_out.nunique() if "score" in ran else 0
+        lines.append(f"| {domain} | {pool} | {len(ran)} ({evaluated}) | "
+                     f"{_fmt(ran.gain.mean()) if 'gain' in ran and len(ran) else 'NA'} | "
                      f"{_fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
                      f"{_fmt(ran.centered_cosine.mean()) if len(ran) else 'NA'} | {skipped or ''} |")
     return lines + [""]
