@@ -128,7 +128,7 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
     _write_csv(tables / "matrix.csv", matrix_rows)
     summary = _summary(spec, task_rows, translation_rows, failed)
     tmp = tables / "summary.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=_json_number))
+    tmp.write_text(json.dumps(_clean(summary), indent=1, default=float))
     os.replace(tmp, tables / "summary.json")
     return summary
 
@@ -137,8 +137,15 @@ def plan_has(store: Store, key: str) -> bool:
     return store.has("adapter", key)
 
 
-def _json_number(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else float(value)
+def _clean(value: Any) -> Any:
+    """NaN -> null, so summary.json is valid JSON for any reader."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def _matrix(plan: Any, store: Store, failed: dict[str, str], rows: list[ResultRow]) -> list[dict[str, Any]]:
