@@ -29,7 +29,10 @@ import torch
 from transferlab.translation.features import AdapterStack, from_factors
 from transferlab.translation.protocol import small_algebra
 from transferlab.translation.translators import make
-from transferlab.translation.translators._kernel import center, choose_lambda, ridge_weights
+from transferlab.translation.translators._kernel import (
+    choose_lambda,
+    ridge_weights,
+)
 
 X_SHAPE = {"layers": 36, "q_proj": (2048, 2048), "v_proj": (256, 2048)}  # Qwen2.5-3B
 Y_SHAPE = {"layers": 28, "q_proj": (3072, 3072), "v_proj": (1024, 3072)}  # Llama-3.2-3B

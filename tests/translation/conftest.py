@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from translation_helpers import paired_adapters, save_tiny_model  # noqa: E402
+from translation_helpers import (  # pytest puts this folder on sys.path
+    paired_adapters,
+    save_tiny_model,
+)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,15 @@ import torch
 from translation_helpers import X_DIMS, random_adapter
 
 from transferlab.errors import TransferlabError
-from transferlab.translation.features import (AdapterStack, canonical, from_factors, load_adapter,
-                                              relative_depth_match, source_tensors_for, write_adapter)
+from transferlab.translation.features import (
+    AdapterStack,
+    canonical,
+    from_factors,
+    load_adapter,
+    relative_depth_match,
+    source_tensors_for,
+    write_adapter,
+)
 
 
 def _reparametrised(adapter, seed=1):

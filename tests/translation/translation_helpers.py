@@ -3,7 +3,6 @@ Llamas of different widths and depths saved as local model directories, and toy 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -33,9 +32,9 @@ def mix(basis: list[LoraAdapter], z: torch.Tensor, name: str) -> LoraAdapter:
 
 
 def save_tiny_model(directory: Path, hidden: int, layers: int, seed: int) -> Path:
-    from transferlab.models import tiny_llama
+    from tiny_models import make_tokenizer  # tests/ (on sys.path through its conftest)
 
-    make_tokenizer = _shared_conftest().make_tokenizer
+    from transferlab.models import tiny_llama
 
     tokenizer = make_tokenizer()
     model = tiny_llama(vocab_size=len(tokenizer), hidden=hidden, layers=layers, seed=seed)
@@ -76,11 +75,3 @@ def paired_adapters(n: int = 13, seed: int = 0) -> tuple[list[LoraAdapter], list
     by = [random_adapter(f"by{j}", "model-y", 3, Y_DIMS, 2, g) for j in range(3)]
     return [mix(bx, z[i], f"task{i}") for i in range(n)], [mix(by, z[i], f"task{i}") for i in range(n)]
 
-
-def _shared_conftest():
-    """tests/conftest.py (its make_tokenizer), loaded under its own name to avoid clashing with this folder's."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("transferlab_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

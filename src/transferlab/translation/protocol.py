@@ -18,7 +18,12 @@ from typing import Any
 
 import torch
 
-from transferlab.analysis import Estimate, bootstrap_mean, paired_difference, paired_ratio
+from transferlab.analysis import (
+    Estimate,
+    bootstrap_mean,
+    paired_difference,
+    paired_ratio,
+)
 from transferlab.errors import TransferlabError
 from transferlab.translation.features import AdapterStack, LoraAdapter
 from transferlab.translation.translators import Prediction, make

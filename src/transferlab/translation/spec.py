@@ -20,7 +20,15 @@ import yaml
 
 from transferlab.errors import TransferlabError, closest
 from transferlab.models import resolve
-from transferlab.spec import Budgets, SpecError, _check_keys, _check_tasks, _Located, _names, _register_task_files
+from transferlab.spec import (
+    Budgets,
+    SpecError,
+    _check_keys,
+    _check_tasks,
+    _Located,
+    _names,
+    _register_task_files,
+)
 from transferlab.train import TrainConfig
 from transferlab.translation.translators import TRANSLATORS
 

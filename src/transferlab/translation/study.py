@@ -34,7 +34,12 @@ from transferlab.store import Store, check_writable
 from transferlab.tasks import get_task, stable_hash
 from transferlab.translation.anchors import Anchor, anchor_set, load_anchors
 from transferlab.translation.experiments import Translation, plan_translations
-from transferlab.translation.features import AdapterStack, LoraAdapter, base_weights, update_cosines
+from transferlab.translation.features import (
+    AdapterStack,
+    LoraAdapter,
+    base_weights,
+    update_cosines,
+)
 from transferlab.translation.protocol import translate
 from transferlab.translation.spec import TranslationSpec, load_translation_spec
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from transferlab.analysis import align, bootstrap_mean, paired_difference
+from transferlab.analysis import bootstrap_mean, paired_difference
 from transferlab.store import NONE, ResultRow, Store
 from transferlab.tasks import get_task
 from transferlab.translation.protocol import NA, finite_mean, score_against
@@ -197,7 +197,7 @@ def _summary(spec: Any, task_rows: list[dict[str, Any]], translation_rows: list[
     for method, cells in by_method.items():
         shared = [t for t in cells if t in mean_scores]
         domains: dict[str, list[float]] = defaultdict(list)
-        for t, r in cells.items():
+        for r in cells.values():
             domains[r["domain"]].append(r.get("gap", NA))
         methods[method] = {
             "tasks": len(cells),

@@ -14,9 +14,15 @@ from transferlab.translation.translators.global_ridge import GlobalRidgeTranslat
 from transferlab.translation.translators.mean import MeanTranslator
 from transferlab.translation.translators.pertensor_mlp import PerTensorMLPTranslator
 from transferlab.translation.translators.pertensor_ridge import PerTensorRidgeTranslator
-from transferlab.translation.translators.subspace_projection import SubspaceProjectionTranslator
-from transferlab.translation.translators.topk_global_ridge import TopKGlobalRidgeTranslator
-from transferlab.translation.translators.topk_pertensor_ridge import TopKPerTensorRidgeTranslator
+from transferlab.translation.translators.subspace_projection import (
+    SubspaceProjectionTranslator,
+)
+from transferlab.translation.translators.topk_global_ridge import (
+    TopKGlobalRidgeTranslator,
+)
+from transferlab.translation.translators.topk_pertensor_ridge import (
+    TopKPerTensorRidgeTranslator,
+)
 
 TRANSLATORS: dict[str, type[Translator]] = {
     cls.name: cls
@@ -33,4 +39,4 @@ def make(name: str, **params: Any) -> Translator:
     return TRANSLATORS[name](**params)
 
 
-__all__ = ["TRANSLATORS", "LEARNED", "Prediction", "Translator", "make"]
+__all__ = ["LEARNED", "TRANSLATORS", "Prediction", "Translator", "make"]

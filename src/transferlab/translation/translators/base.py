@@ -16,7 +16,13 @@ from typing import Any
 import torch
 
 from transferlab.errors import TransferlabError
-from transferlab.translation.features import AdapterStack, LoraAdapter, TensorId, check_compatible, write_adapter
+from transferlab.translation.features import (
+    AdapterStack,
+    LoraAdapter,
+    TensorId,
+    check_compatible,
+    write_adapter,
+)
 
 Factors = dict[TensorId, tuple[torch.Tensor, torch.Tensor]]  # tensor -> (A, B), ΔW = B @ A
 

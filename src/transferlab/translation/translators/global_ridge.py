@@ -11,7 +11,11 @@ from __future__ import annotations
 import torch
 
 from transferlab.translation.features import AdapterStack, normalised_grams
-from transferlab.translation.translators._kernel import DEFAULT_GRID, choose_lambda, ridge_weights
+from transferlab.translation.translators._kernel import (
+    DEFAULT_GRID,
+    choose_lambda,
+    ridge_weights,
+)
 from transferlab.translation.translators.base import Prediction, Translator
 
 

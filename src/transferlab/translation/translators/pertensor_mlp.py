@@ -77,7 +77,7 @@ class PerTensorMLPTranslator(Translator):
 
     def _train(self, X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, decay: torch.Tensor) -> list[torch.Tensor]:
         generator = torch.Generator().manual_seed(self.seed)
-        B, n, p = X.shape
+        B, _, p = X.shape
         q = Y.shape[-1]
         w1 = (torch.randn(B, p, self.hidden, generator=generator) / p**0.5).requires_grad_()
         b1 = torch.zeros(B, self.hidden, requires_grad=True)

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from transferlab.translation.features import AdapterStack, normalised_grams, source_tensors_for
-from transferlab.translation.translators._kernel import DEFAULT_GRID, choose_lambda, ridge_weights
+from transferlab.translation.features import (
+    AdapterStack,
+    normalised_grams,
+    source_tensors_for,
+)
+from transferlab.translation.translators._kernel import (
+    DEFAULT_GRID,
+    choose_lambda,
+    ridge_weights,
+)
 from transferlab.translation.translators.base import Prediction, Translator
 
 

@@ -16,7 +16,6 @@ import torch
 from transferlab.translation.features import AdapterStack, TensorId, source_tensors_for
 from transferlab.translation.translators.base import Prediction, Translator
 
-
 _BASES: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, float]]] = {}
 
 

@@ -12,7 +12,10 @@ import torch
 from transferlab.translation.features import AdapterStack
 from transferlab.translation.translators._kernel import DEFAULT_GRID
 from transferlab.translation.translators.base import Prediction, Translator
-from transferlab.translation.translators.global_ridge import GlobalRidgeTranslator, global_kernel
+from transferlab.translation.translators.global_ridge import (
+    GlobalRidgeTranslator,
+    global_kernel,
+)
 
 
 def nearest_anchors(x: AdapterStack, query: AdapterStack, k: int) -> list[int]:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from transferlab.translation.translators.pertensor_ridge import PerTensorRidgeTranslator
-from transferlab.translation.translators.topk_global_ridge import TopKGlobalRidgeTranslator
+from transferlab.translation.translators.topk_global_ridge import (
+    TopKGlobalRidgeTranslator,
+)
 
 
 class TopKPerTensorRidgeTranslator(TopKGlobalRidgeTranslator):
