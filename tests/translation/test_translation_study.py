@@ -4,6 +4,7 @@ spec errors, dry run, run, resume, results table, report, PEFT loading of a tran
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,18 @@ def test_spec_errors_name_the_line_and_field(study, change, message):
     bad = "\n".join(lines) + "\n" + change + "\n"
     with pytest.raises(SpecError, match=message):
         parse_translation_spec(bad, str(Path(path.parent) / "spec.yaml"))
+
+
+def test_cli_run_dispatches_translation_specs(study):
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    path, _ = study
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "anchor trainings" in result.output and "translate" in result.output
+    bad = path.with_name("bad.yaml")
+    bad.write_text(path.read_text().replace("methods: [mean,", "methods: [meen,"))
+    result = CliRunner().invoke(app, ["run", str(bad)])  # `transferlab` prints this one line (cli.main)
+    assert result.exit_code != 0 and re.search(r"bad.yaml:\d+: methods.0: .*did you mean 'mean'", str(result.exception))
