@@ -1,6 +1,8 @@
 """Experiment specs: a YAML file that says which models, tasks, learners and budgets to run.
 
 Every error names the file, the line and the field, and suggests the closest valid name.
+`Located`, `check_keys`, `name_list`, `check_tasks` and `register_task_files` are public:
+the probe and translation spec parsers report their errors the same way with them.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def _config_class(kind: str) -> type:
     return TrainConfig
 
 
-class _Located:
+class Located:
     """Maps a field path like ('learners', 0, 'rank') to its line in the file."""
 
     def __init__(self, filename: str, text: str):
@@ -118,7 +120,7 @@ class _Located:
         return SpecError(f"{self.filename}:{line}: {where}: {message}")
 
 
-def _check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], at: _Located) -> None:
+def check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], at: Located) -> None:
     for key in data:
         if key not in allowed:
             near = closest(str(key), allowed)
@@ -126,7 +128,7 @@ def _check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], 
             raise at.error((*path, key), f"unknown field {key!r}: {hint}")
 
 
-def _names(value: Any, path: tuple[Any, ...], at: _Located) -> tuple[str, ...]:
+def name_list(value: Any, path: tuple[Any, ...], at: Located) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
@@ -143,11 +145,11 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
-    at = _Located(filename, text)
+    at = Located(filename, text)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise at.error((), "a spec is a mapping of fields (name, models, tasks, ...)")
-    _check_keys(data, TOP_FIELDS, (), at)
+    check_keys(data, TOP_FIELDS, (), at)
     if data.get("study", "transfer") != "transfer":
         raise at.error(("study",), f"this parser reads transfer specs, got study: {data['study']!r}")
     for required in ("models", "tasks"):
@@ -155,15 +157,15 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
             raise at.error((), f"missing required field {required!r}")
     base = Path(filename).parent
     task_files = tuple(str((base / f).resolve()) if not Path(f).is_absolute() else f
-                       for f in _names(data.get("task_files", []) or ["-"], ("task_files",), at) if f != "-")
-    _register_task_files(task_files, at)
-    tasks = _names(data["tasks"], ("tasks",), at)
-    sources = _names(data.get("sources", list(tasks)), ("sources",), at)
+                       for f in name_list(data.get("task_files", []) or ["-"], ("task_files",), at) if f != "-")
+    register_task_files(task_files, at)
+    tasks = name_list(data["tasks"], ("tasks",), at)
+    sources = name_list(data.get("sources", list(tasks)), ("sources",), at)
     for key, names in (("tasks", tasks), ("sources", sources)):
-        _check_tasks(names, (key,), at)
-    models = _names(data["models"], ("models",), at)
+        check_tasks(names, (key,), at)
+    models = name_list(data["models"], ("models",), at)
     _check_models(models, at)
-    conditions = _names(data.get("conditions", list(DEFAULT_CONDITIONS)), ("conditions",), at)
+    conditions = name_list(data.get("conditions", list(DEFAULT_CONDITIONS)), ("conditions",), at)
     for i, c in enumerate(conditions):
         if c not in CONDITIONS:
             near = closest(c, CONDITIONS)
@@ -195,7 +197,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     )
 
 
-def _pairs(items: Any, at: _Located) -> tuple[tuple[str, str], ...]:
+def _pairs(items: Any, at: Located) -> tuple[tuple[str, str], ...]:
     if not isinstance(items, list):
         raise at.error(("pairs",), "expected a list of [source, target] pairs")
     out = []
@@ -204,12 +206,12 @@ def _pairs(items: Any, at: _Located) -> tuple[tuple[str, str], ...]:
             raise at.error(("pairs", i), "expected a pair [source, target] of task names")
         if item[0] == item[1]:
             raise at.error(("pairs", i), f"a pair needs two different tasks, got {item[0]!r} twice")
-        _check_tasks(tuple(item), ("pairs", i), at)
+        check_tasks(tuple(item), ("pairs", i), at)
         out.append((item[0], item[1]))
     return tuple(out)
 
 
-def _labels(data: Any, sources: tuple[str, ...], at: _Located) -> dict[str, str]:
+def _labels(data: Any, sources: tuple[str, ...], at: Located) -> dict[str, str]:
     """Nominal labels: what each source's adapter is *said* to be for (seed 004's drift)."""
     if not isinstance(data, dict):
         raise at.error(("labels",), "expected a mapping of source task to label, e.g. {alpaca_gpt4: instruction_following}")
@@ -223,12 +225,12 @@ def _labels(data: Any, sources: tuple[str, ...], at: _Located) -> dict[str, str]
     return {str(k): v for k, v in data.items()}
 
 
-def _similarity_kinds(value: Any, at: _Located) -> tuple[str, ...]:
+def _similarity_kinds(value: Any, at: Located) -> tuple[str, ...]:
     from transferlab.similarity import KINDS
 
     if value in (None, []):
         return ()
-    kinds = _names(value, ("similarity",), at)
+    kinds = name_list(value, ("similarity",), at)
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
             near = closest(kind, KINDS)
@@ -237,7 +239,7 @@ def _similarity_kinds(value: Any, at: _Located) -> tuple[str, ...]:
     return kinds
 
 
-def _register_task_files(files: tuple[str, ...], at: _Located) -> None:
+def register_task_files(files: tuple[str, ...], at: Located) -> None:
     from transferlab.tasks.yaml_task import register_task_file
 
     for i, f in enumerate(files):
@@ -247,7 +249,7 @@ def _register_task_files(files: tuple[str, ...], at: _Located) -> None:
             raise at.error(("task_files", i), str(err)) from None
 
 
-def _check_tasks(names: tuple[str, ...], path: tuple[Any, ...], at: _Located) -> None:
+def check_tasks(names: tuple[str, ...], path: tuple[Any, ...], at: Located) -> None:
     from transferlab.tasks import get_task
 
     for i, name in enumerate(names):
@@ -257,7 +259,7 @@ def _check_tasks(names: tuple[str, ...], path: tuple[Any, ...], at: _Located) ->
             raise at.error((*path, i), str(err)) from None
 
 
-def _check_models(names: tuple[str, ...], at: _Located) -> None:
+def _check_models(names: tuple[str, ...], at: Located) -> None:
     from transferlab.models import resolve
 
     for i, name in enumerate(names):
@@ -267,10 +269,10 @@ def _check_models(names: tuple[str, ...], at: _Located) -> None:
             raise at.error(("models", i), str(err)) from None
 
 
-def _budgets(data: Any, at: _Located) -> Budgets:
+def _budgets(data: Any, at: Located) -> Budgets:
     if not isinstance(data, dict):
         raise at.error(("budgets",), "expected a mapping such as {train_examples: 256, eval_examples: 200}")
-    _check_keys(data, BUDGET_FIELDS, ("budgets",), at)
+    check_keys(data, BUDGET_FIELDS, ("budgets",), at)
     for key, value in data.items():
         if not isinstance(value, int) or value < 0:
             raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
@@ -290,7 +292,7 @@ def _coerce_numbers(item: dict[str, Any], config_class: type) -> dict[str, Any]:
     return out
 
 
-def _learners(items: Any, at: _Located) -> tuple[Learner, ...]:
+def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
     if not isinstance(items, list) or not items:
         raise at.error(("learners",), "expected a non-empty list of learners, e.g. [{name: lora, type: lora, rank: 8}]")
     learners = []
@@ -305,7 +307,7 @@ def _learners(items: Any, at: _Located) -> tuple[Learner, ...]:
             raise at.error(("learners", i, "type"), f"unknown learner type {kind!r}: " +
                            (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(LEARNER_TYPES)}"))
         config_class = _config_class(kind)
-        _check_keys(item, {f.name for f in dataclasses.fields(config_class)}, ("learners", i), at)
+        check_keys(item, {f.name for f in dataclasses.fields(config_class)}, ("learners", i), at)
         item = _coerce_numbers(item, config_class)
         try:
             config = config_class(**item)

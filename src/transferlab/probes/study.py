@@ -256,13 +256,13 @@ def parse_probe_spec(text: str, filename: str = "<spec>") -> ProbeStudyConfig:
     """A probes spec (study: probes) -> config; errors name the file, line and field."""
     import yaml
 
-    from transferlab.spec import _check_keys, _Located
+    from transferlab.spec import check_keys, Located
 
-    at = _Located(filename, text)
+    at = Located(filename, text)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise at.error((), "a spec is a mapping of fields (study, model, datasets, ...)")
-    _check_keys(data, TOP_FIELDS, (), at)
+    check_keys(data, TOP_FIELDS, (), at)
     if data.get("study") != "probes":
         raise at.error(("study",), "a probes spec says `study: probes`")
     values: dict[str, Any] = {}
@@ -296,7 +296,7 @@ def parse_probe_spec(text: str, filename: str = "<spec>") -> ProbeStudyConfig:
         cross = data["cross_model"]
         if not isinstance(cross, dict):
             raise at.error(("cross_model",), "expected a mapping with models: [...]")
-        _check_keys(cross, CROSS_FIELDS, ("cross_model",), at)
+        check_keys(cross, CROSS_FIELDS, ("cross_model",), at)
         values["cross_model"] = CrossModelConfig(
             models=tuple(cross.get("models", ())), datasets=tuple(cross.get("datasets", ())),
             algorithms=tuple(cross.get("algorithms", CrossModelConfig.algorithms)),

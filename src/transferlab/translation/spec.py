@@ -23,11 +23,11 @@ from transferlab.models import resolve
 from transferlab.spec import (
     Budgets,
     SpecError,
-    _check_keys,
-    _check_tasks,
-    _Located,
-    _names,
-    _register_task_files,
+    check_keys,
+    check_tasks,
+    Located,
+    name_list,
+    register_task_files,
 )
 from transferlab.train import TrainConfig
 from transferlab.translation.translators import TRANSLATORS
@@ -113,11 +113,11 @@ def load_translation_spec(path: str | Path) -> TranslationSpec:
 
 
 def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSpec:
-    at = _Located(filename, text)
+    at = Located(filename, text)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise at.error((), "a spec is a mapping of fields (study, model_x, model_y, domains, ...)")
-    _check_keys(data, TOP, (), at)
+    check_keys(data, TOP, (), at)
     if data.get("study") != "translation":
         raise at.error(("study",), f"this parser reads `study: translation` specs, got {data.get('study')!r}")
     for required in ("model_x", "model_y", "domains"):
@@ -126,8 +126,8 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
     base = Path(filename).parent
     files = data.get("task_files") or []
     task_files = tuple(f if Path(f).is_absolute() else str((base / f).resolve())
-                       for f in (_names(files, ("task_files",), at) if files else ()))
-    _register_task_files(task_files, at)
+                       for f in (name_list(files, ("task_files",), at) if files else ()))
+    register_task_files(task_files, at)
     models = (str(data["model_x"]), str(data["model_y"]))
     for key, name in zip(("model_x", "model_y"), models):
         try:
@@ -138,7 +138,7 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
         raise at.error(("model_y",), "model_y must differ from model_x: translation maps between two models")
     domains = _domains(data["domains"], at)
     anchor = _anchor(data.get("anchor", {}) or {}, at)
-    methods = _names(data.get("methods", list(DEFAULT_METHODS)), ("methods",), at)
+    methods = name_list(data.get("methods", list(DEFAULT_METHODS)), ("methods",), at)
     for i, m in enumerate(methods):
         _check_method(m, ("methods", i), at)
     top_k = data.get("top_k", 8)
@@ -151,18 +151,18 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
     mlp = data.get("mlp", {}) or {}
     if not isinstance(mlp, dict):
         raise at.error(("mlp",), "expected a mapping such as {hidden: 16, steps: 300}")
-    _check_keys(mlp, MLP_FIELDS, ("mlp",), at)
+    check_keys(mlp, MLP_FIELDS, ("mlp",), at)
     budgets = data.get("budgets", {}) or {}
     if not isinstance(budgets, dict):
         raise at.error(("budgets",), "expected a mapping such as {train_examples: 160, eval_examples: 100}")
-    _check_keys(budgets, {f.name for f in dataclasses.fields(Budgets)}, ("budgets",), at)
+    check_keys(budgets, {f.name for f in dataclasses.fields(Budgets)}, ("budgets",), at)
     for key, value in budgets.items():
         if not isinstance(value, int) or value < 0:
             raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
     experiments = data.get("experiments", {}) or {}
     if not isinstance(experiments, dict):
         raise at.error(("experiments",), "expected a mapping with scaling, cross_domain and/or matrix")
-    _check_keys(experiments, set(SUB), ("experiments",), at)
+    check_keys(experiments, set(SUB), ("experiments",), at)
     subs = {name: _sub(name, experiments[name], domains, at) if name in experiments else None for name in SUB}
     split = data.get("eval_split", "test")
     if split not in ("dev", "test"):
@@ -179,21 +179,21 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
         device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")), source_file=filename)
 
 
-def _check_method(name: Any, path: tuple[Any, ...], at: _Located) -> None:
+def _check_method(name: Any, path: tuple[Any, ...], at: Located) -> None:
     if name not in TRANSLATORS:
         near = closest(str(name), TRANSLATORS)
         hint = f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(TRANSLATORS)}"
         raise at.error(path, f"unknown translation method {name!r}: {hint}")
 
 
-def _domains(value: Any, at: _Located) -> dict[str, tuple[str, ...]]:
+def _domains(value: Any, at: Located) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, dict) or not value:
         raise at.error(("domains",), "expected a mapping of domain -> list of anchor tasks, "
                                      "e.g. {truth: [cities, larger_than], stem: [mmlu-math]}")
     out, seen = {}, {}
     for domain, tasks in value.items():
-        names = _names(tasks, ("domains", domain), at)
-        _check_tasks(names, ("domains", domain), at)
+        names = name_list(tasks, ("domains", domain), at)
+        check_tasks(names, ("domains", domain), at)
         for i, t in enumerate(names):
             if t in seen:
                 raise at.error(("domains", domain, i), f"task {t!r} is already in domain {seen[t]!r}: "
@@ -206,10 +206,10 @@ def _domains(value: Any, at: _Located) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _anchor(value: Any, at: _Located) -> TrainConfig:
+def _anchor(value: Any, at: Located) -> TrainConfig:
     if not isinstance(value, dict):
         raise at.error(("anchor",), "expected a mapping of LoRA training settings, e.g. {rank: 8, steps: 20}")
-    _check_keys(value, {f.name for f in dataclasses.fields(TrainConfig)}, ("anchor",), at)
+    check_keys(value, {f.name for f in dataclasses.fields(TrainConfig)}, ("anchor",), at)
     floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type in ("float", float)}
     value = dict(value)
     for key in floats & set(value):
@@ -224,7 +224,7 @@ def _anchor(value: Any, at: _Located) -> TrainConfig:
         raise at.error(("anchor",), str(err)) from None
 
 
-def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: _Located) -> Any:
+def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: Located) -> Any:
     cls = SUB[name]
     if value is False or value is None:
         return None
@@ -232,7 +232,7 @@ def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: _Locate
         value = {}
     if not isinstance(value, dict):
         raise at.error(("experiments", name), "expected a mapping of settings, true, or false")
-    _check_keys(value, {f.name for f in dataclasses.fields(cls)}, ("experiments", name), at)
+    check_keys(value, {f.name for f in dataclasses.fields(cls)}, ("experiments", name), at)
     kwargs: dict[str, Any] = {}
     all_tasks = {t for ts in domains.values() for t in ts}
     for key, item in value.items():
@@ -242,7 +242,7 @@ def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: _Locate
                 raise at.error(path, "expected a list of integers >= 3 (a ridge chosen by leave-one-out needs 3)")
             kwargs[key] = tuple(item)
         elif key in ("tasks",):
-            names = _names(item, path, at)
+            names = name_list(item, path, at)
             for i, t in enumerate(names):
                 if t not in all_tasks:
                     raise at.error((*path, i), f"{t!r} is not one of the anchor tasks listed under domains")
@@ -251,13 +251,13 @@ def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: _Locate
             _check_method(item, path, at)
             kwargs[key] = item
         elif key == "methods":
-            names = _names(item, path, at)
+            names = name_list(item, path, at)
             for i, m in enumerate(names):
                 _check_method(m, (*path, i), at)
             kwargs[key] = names
         elif key == "evaluate":
             if isinstance(item, list):
-                names = _names(item, path, at)
+                names = name_list(item, path, at)
                 for i, t in enumerate(names):
                     if t not in all_tasks:
                         raise at.error((*path, i), f"{t!r} is not one of the anchor tasks listed under domains")
