@@ -39,6 +39,7 @@ class Data:
     groups: np.ndarray
     answer_types: np.ndarray
     splits: np.ndarray
+    _rows: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, dataset: Any, acts: np.ndarray) -> Data:
@@ -48,12 +49,18 @@ class Data:
         idx = np.nonzero(self.splits == split)[0]
         return self.acts[:, idx], self.labels[idx], self.groups[idx], self.answer_types[idx]
 
+    def rows(self, split: str) -> torch.Tensor:
+        """One split's activations as a double tensor, converted once (every scoring pass reuses it)."""
+        if split not in self._rows:
+            self._rows[split] = torch.as_tensor(np.asarray(self.part(split)[0]), dtype=C.DTYPE)
+        return self._rows[split]
+
     @cached_property
     def train(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The train split for fitting, prepared once for every algorithm: (X as a double
         tensor, labels, groups, answer types, mask of the layers whose activations vary)."""
-        X, y, groups, types = self.part("train")
-        Xt = torch.as_tensor(np.asarray(X), dtype=C.DTYPE)
+        _, y, groups, types = self.part("train")
+        Xt = self.rows("train")
         return Xt, y, groups, types, (~C.constant_problems(Xt)).numpy()
 
 
@@ -193,30 +200,14 @@ def group_correct(scores: torch.Tensor, y: torch.Tensor, codes: torch.Tensor) ->
     return (true_score >= best) & (ties == 1)
 
 
-def score_bank(bank: ProbeBank, datasets: Sequence[Data], split: str, max_elements: int = 1 << 27) -> list[Scores]:
-    """Score every probe on every dataset's split: one batched matrix product over all their rows."""
+def score_bank(bank: ProbeBank, datasets: Sequence[Data], split: str) -> list[Scores]:
+    """Score every probe on every dataset's split: one batched matrix product per dataset."""
     W, b, valid = bank.stacked()
-    parts = [d.part(split) for d in datasets]
     out: list[Scores] = []
-    # stack as many datasets as fit in the budget into one product (usually all of them)
-    start = 0
-    while start < len(datasets):
-        stop, rows = start, 0
-        while stop < len(datasets) and (stop == start or (rows + len(parts[stop][1])) * W.shape[0] * W.shape[1]
-                                        <= max_elements):
-            rows += len(parts[stop][1])
-            stop += 1
-        X = torch.as_tensor(np.concatenate([np.asarray(parts[i][0]) for i in range(start, stop)], axis=1),
-                            dtype=C.DTYPE)
-        all_scores = torch.einsum("pld,lmd->plm", W, X) + b[:, :, None]
-        offset = 0
-        for i in range(start, stop):
-            _, y_np, groups, _ = parts[i]
-            m = len(y_np)
-            s = all_scores[:, :, offset:offset + m]
-            offset += m
-            out.append(_metrics(datasets[i].name, split, s, y_np, groups, valid))
-        start = stop
+    for data in datasets:
+        rows = data.splits == split
+        scores = torch.einsum("pld,lmd->plm", W, data.rows(split)) + b[:, :, None]
+        out.append(_metrics(data.name, split, scores, data.labels[rows], data.groups[rows], valid))
     return out
 
 

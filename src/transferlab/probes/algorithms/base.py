@@ -62,8 +62,9 @@ class Probe:
         C.check_not_constant(Xt)
         if self.uses_groups:
             mask, codes = C.require_contrast_groups(labels, groups, type(self).__name__)
-            Xt, labels, codes = Xt[:, mask], labels[mask], codes[mask]
-            types = None if types is None else types[mask.numpy()]
+            if not bool(mask.all()):  # (no copy when every group is usable: the rows stay shareable)
+                Xt, labels, codes = Xt[:, mask], labels[mask], codes[mask]
+                types = None if types is None else types[mask.numpy()]
         coef, intercept = self._direction(Xt, labels, codes, types)
         if not torch.isfinite(coef).all() or (intercept is not None and not torch.isfinite(intercept).all()):
             raise TransferlabError(f"{type(self).__name__} diverged (non-finite direction): check the activations")

@@ -30,4 +30,4 @@ class LAT(Probe):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         half = n // 2
         diffs = X[:, order[:half]] - X[:, order[half:2 * half]]
-        return C.top_component(diffs - diffs.mean(dim=1, keepdim=True)), None
+        return C.top_component(diffs), None

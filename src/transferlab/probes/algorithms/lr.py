@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from transferlab.errors import TransferlabError
+from transferlab.probes.algorithms._common import center_gram, gram, group_center, remove_group_means
 from transferlab.probes.algorithms.base import Probe
 
 _STEPS = 0.5 ** torch.arange(40, dtype=torch.float64)  # line search: step sizes 1, 1/2, 1/4, ...
 
 
 def fit_logistic(X: torch.Tensor, y: torch.Tensor, C: float = 1.0, tol: float = 1e-12,
-                 max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+                 max_iter: int = 100, codes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise C * sum(log-loss) + ||w||^2 / 2 (intercept not penalised) for each (n, d) problem.
+
+    With `codes`, the rows are group-centred first (LR-G), without forming them in the dual.
 
     The objective of scikit-learn's LogisticRegression(C=C). Newton's method, batched over
     the leading axis, with a line search along the step (evaluated for many step sizes at
@@ -22,83 +27,122 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, C: float = 1.0, tol: float = 
 
     - fewer rows than features (the usual case for a probe): the dual one. The optimum
       lies in the span of the rows, w = X^T a, so everything is written with the Gram
-      matrix K = X X^T (n x n, computed once) and each step is one Cholesky of
+      matrix K = X X^T (n x n, shared with the other probes through `gram`; P K P and
+      w = X^T P a for group-centred rows) and each step is one Cholesky of
       I + W^(1/2) K W^(1/2), which is well conditioned even when K is singular (LR-G's
       group-centred rows);
     - otherwise the primal one: the (d + 1) x (d + 1) Hessian of (w, b).
 
-    Stops when the Newton decrement (the predicted decrease) falls below tol * max(1, |f|),
-    after taking that last step, so the result is converged to rounding.
+    A problem stops when its Newton decrement (the predicted decrease) falls below
+    tol * max(1, |f|), after taking that last step, so it is converged to rounding. It then
+    leaves the batch: layers converge after very different numbers of steps (early layers
+    in 2 to 5, late ones in 12 or more), and the finished ones cost nothing after that.
     """
     B, n, d = X.shape
-    yf = y.to(X.dtype)
-    ones = torch.ones(B, n, 1, dtype=X.dtype)
     dual = n < d
     if dual:
-        K = X @ X.transpose(1, 2)
-        params = torch.zeros(B, n, dtype=X.dtype)  # a, with w = X^T a
+        data = gram(X) if codes is None else center_gram(gram(X), codes)  # K
     else:
-        Z = torch.cat([X, ones], dim=2)
-        params = torch.zeros(B, d, dtype=X.dtype)  # w
-        pen = torch.ones(d + 1, dtype=X.dtype)
-        pen[-1] = 1e-12  # the intercept is not penalised (a whisker keeps the Hessian definite)
-    b = torch.zeros(B, dtype=X.dtype)
-    s = torch.zeros(B, n, dtype=X.dtype)  # scores X w + b
-    half_norm = torch.zeros(B, dtype=X.dtype)  # ||w||^2 / 2
-    steps = _STEPS.to(X.dtype)
-    for _ in range(max_iter):
-        p = torch.sigmoid(s)
-        e = C * (p - yf)
-        weights = (C * p * (1 - p)).clamp_min(1e-300)
-        if dual:
-            # Newton equations in (a, b), with v = K da + 1 db the change of the scores:
-            #   (I + K W) v = K (e + a) + 1 db,   1^T W v = 1^T e,   da = e + a - W v.
-            # (I + K W)^-1 x = x - K S M^-1 S x with S = W^(1/2), M = I + S K S (SPD, eigenvalues >= 1).
-            r = e + params
-            root = weights.sqrt()
-            M = K * root[:, :, None] * root[:, None, :]
-            M.diagonal(dim1=1, dim2=2).add_(1.0)
-            chol, info = torch.linalg.cholesky_ex(M)
-            if bool(info.any()):
-                raise TransferlabError("logistic regression: the Newton system is not positive definite (NaN?)")
-            rhs = torch.stack([(K @ r[:, :, None])[:, :, 0], torch.ones_like(r)], dim=2)  # (B, n, 2)
-            inv = rhs - K @ (root[:, :, None] * torch.cholesky_solve(root[:, :, None] * rhs, chol))
-            Wv = weights[:, :, None] * inv
-            db = (e.sum(dim=1) - Wv[:, :, 0].sum(dim=1)) / Wv[:, :, 1].sum(dim=1)
-            v = inv[:, :, 0] + inv[:, :, 1] * db[:, None]
-            step = r - weights * v
-            K_step = v - db[:, None]  # K da
-            grad_dot_step = (r * K_step).sum(dim=1) + e.sum(dim=1) * db
-            w_dot_step = (params * K_step).sum(dim=1)  # w . dw = a^T K da
-            step_norm2 = (step * K_step).sum(dim=1)  # ||dw||^2
-        else:
-            grad = torch.einsum("bnr,bn->br", Z, e)
-            grad[:, :d] += params
-            hessian = (Z * weights[:, :, None]).transpose(1, 2) @ Z + torch.diag(pen)
-            chol, info = torch.linalg.cholesky_ex(hessian)
-            if bool(info.any()):
-                raise TransferlabError("logistic regression: the Newton system is not positive definite (NaN?)")
-            full = torch.cholesky_solve(grad[:, :, None], chol)[:, :, 0]
-            step, db = full[:, :d], full[:, d]
-            v = (Z @ full[:, :, None])[:, :, 0]
-            grad_dot_step = (grad * full).sum(dim=1)
-            w_dot_step = (params * step).sum(dim=1)
-            step_norm2 = step.pow(2).sum(dim=1)
-        # objective at params - t * step for every t at once: scores s - t v, penalty a quadratic in t
-        value = C * (F.softplus(s) - yf * s).sum(dim=1) + half_norm
-        trial_s = s[:, None, :] - steps[None, :, None] * v[:, None, :]
-        trial_pen = half_norm[:, None] - steps * w_dot_step[:, None] + 0.5 * steps**2 * step_norm2[:, None]
-        trial = C * (F.softplus(trial_s) - yf * trial_s).sum(dim=2) + trial_pen
-        ok = trial <= value[:, None]
-        t = torch.where(ok.any(dim=1), steps[ok.to(torch.int8).argmax(dim=1)], torch.zeros((), dtype=X.dtype))
-        params = params - t[:, None] * step
-        b = b - t * db
-        s = s - t[:, None] * v
-        half_norm = half_norm - t * w_dot_step + 0.5 * t**2 * step_norm2
-        if float((grad_dot_step / 2 / value.abs().clamp_min(1.0)).amax()) <= tol:
+        rows = X if codes is None else group_center(X, codes)
+        data = torch.cat([rows, torch.ones(B, n, 1, dtype=X.dtype)], dim=2)  # Z = [X 1]
+    state = _NewtonState.start(B, n, d, dual, X.dtype)
+    yf = y.to(X.dtype)
+    final_params = torch.zeros_like(state.params)
+    final_b = torch.zeros(B, dtype=X.dtype)
+    active = torch.arange(B)
+    for iteration in range(max_iter):
+        converged = _newton_step(state, data, yf, C, dual, tol)
+        if bool(converged.all()) or iteration == max_iter - 1:
+            final_params[active], final_b[active] = state.params, state.b
             break
-    w = torch.einsum("bnd,bn->bd", X, params) if dual else params
-    return w, b
+        if bool(converged.any()):
+            done, keep = active[converged], ~converged
+            final_params[done], final_b[done] = state.params[converged], state.b[converged]
+            active, data, state = active[keep], data[keep], state.subset(keep)
+    if not dual:
+        return final_params, final_b
+    a = final_params if codes is None else remove_group_means(final_params, codes)
+    w = torch.einsum("bnd,bn->bd", X, a)
+    return w, final_b
+
+
+@dataclass
+class _NewtonState:
+    """The iterate of each active problem: params (a in the dual, w in the primal), b, scores, ||w||^2 / 2."""
+
+    params: torch.Tensor
+    b: torch.Tensor
+    scores: torch.Tensor
+    half_norm: torch.Tensor
+
+    @classmethod
+    def start(cls, B: int, n: int, d: int, dual: bool, dtype: torch.dtype) -> _NewtonState:
+        return cls(torch.zeros(B, n if dual else d, dtype=dtype), torch.zeros(B, dtype=dtype),
+                   torch.zeros(B, n, dtype=dtype), torch.zeros(B, dtype=dtype))
+
+    def subset(self, keep: torch.Tensor) -> _NewtonState:
+        return _NewtonState(self.params[keep], self.b[keep], self.scores[keep], self.half_norm[keep])
+
+
+def _newton_step(state: _NewtonState, data: torch.Tensor, yf: torch.Tensor, C: float, dual: bool,
+                 tol: float) -> torch.Tensor:
+    """One damped Newton step of every problem in `state` (updated in place); (B,) True where converged."""
+    s, params = state.scores, state.params
+    p = torch.sigmoid(s)
+    e = C * (p - yf)
+    weights = (C * p * (1 - p)).clamp_min(1e-300)
+    if dual:
+        K = data
+        # Newton equations in (a, b), with v = K da + 1 db the change of the scores:
+        #   (I + K W) v = K (e + a) + 1 db,   1^T W v = 1^T e,   da = e + a - W v.
+        # (I + K W)^-1 x = x - K S M^-1 S x with S = W^(1/2), M = I + S K S (SPD, eigenvalues >= 1).
+        r = e + params
+        root = weights.sqrt()
+        M = K * root[:, :, None]
+        M.mul_(root[:, None, :]).diagonal(dim1=1, dim2=2).add_(1.0)
+        chol, info = torch.linalg.cholesky_ex(M)
+        if bool(info.any()):
+            raise TransferlabError("logistic regression: the Newton system is not positive definite (NaN?)")
+        rhs = torch.stack([(K @ r[:, :, None])[:, :, 0], torch.ones_like(r)], dim=2)  # (B, n, 2)
+        inv = rhs - K @ (root[:, :, None] * torch.cholesky_solve(root[:, :, None] * rhs, chol))
+        Wv = weights[:, :, None] * inv
+        db = (e.sum(dim=1) - Wv[:, :, 0].sum(dim=1)) / Wv[:, :, 1].sum(dim=1)
+        v = inv[:, :, 0] + inv[:, :, 1] * db[:, None]
+        step = r - weights * v
+        K_step = v - db[:, None]  # K da
+        grad_dot_step = (r * K_step).sum(dim=1) + e.sum(dim=1) * db
+        w_dot_step = (params * K_step).sum(dim=1)  # w . dw = a^T K da
+        step_norm2 = (step * K_step).sum(dim=1)  # ||dw||^2
+    else:
+        Z = data
+        d = Z.shape[2] - 1
+        pen = torch.ones(d + 1, dtype=Z.dtype)
+        pen[-1] = 1e-12  # the intercept is not penalised (a whisker keeps the Hessian definite)
+        grad = torch.einsum("bnr,bn->br", Z, e)
+        grad[:, :d] += params
+        hessian = (Z * weights[:, :, None]).transpose(1, 2) @ Z + torch.diag(pen)
+        chol, info = torch.linalg.cholesky_ex(hessian)
+        if bool(info.any()):
+            raise TransferlabError("logistic regression: the Newton system is not positive definite (NaN?)")
+        full = torch.cholesky_solve(grad[:, :, None], chol)[:, :, 0]
+        step, db = full[:, :d], full[:, d]
+        v = (Z @ full[:, :, None])[:, :, 0]
+        grad_dot_step = (grad * full).sum(dim=1)
+        w_dot_step = (params * step).sum(dim=1)
+        step_norm2 = step.pow(2).sum(dim=1)
+    # objective at params - t * step for every t at once: scores s - t v, penalty a quadratic in t
+    steps = _STEPS.to(s.dtype)
+    value = C * (F.softplus(s) - yf * s).sum(dim=1) + state.half_norm
+    trial_s = s[:, None, :] - steps[None, :, None] * v[:, None, :]
+    trial_pen = state.half_norm[:, None] - steps * w_dot_step[:, None] + 0.5 * steps**2 * step_norm2[:, None]
+    trial = C * (F.softplus(trial_s) - yf * trial_s).sum(dim=2) + trial_pen
+    ok = trial <= value[:, None]
+    t = torch.where(ok.any(dim=1), steps[ok.to(torch.int8).argmax(dim=1)], torch.zeros((), dtype=s.dtype))
+    state.params = params - t[:, None] * step
+    state.b = state.b - t * db
+    state.scores = s - t[:, None] * v
+    state.half_norm = state.half_norm - t * w_dot_step + 0.5 * t**2 * step_norm2
+    return grad_dot_step / 2 / value.abs().clamp_min(1.0) <= tol
 
 
 class LR(Probe):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from transferlab.errors import TransferlabError
-from transferlab.probes.algorithms import _common as C
 from transferlab.probes.algorithms.lr import LR, fit_logistic
 
 
@@ -20,5 +19,5 @@ class LRG(LR):
     def _direction(self, X, y, codes, answer_types):
         if not self.C > 0:
             raise TransferlabError(f"LR-G needs C > 0, got {self.C}")
-        coef, _ = fit_logistic(C.group_center(X, codes), y, self.C, self.tol, self.max_iter)
+        coef, _ = fit_logistic(X, y, self.C, self.tol, self.max_iter, codes=codes)
         return coef, None

@@ -27,10 +27,10 @@ class PCA(Probe):
 
     def _direction(self, X, y, codes, answer_types):
         if self.center == "global":
-            return C.top_component(X - X.mean(dim=1, keepdim=True)), None
+            return C.top_component(X), None
         if self.center == "answer_type":
             if answer_types is None:
                 raise TransferlabError("PCA(center='answer_type') needs answer_types in fit")
             _, type_codes = np.unique(answer_types, return_inverse=True)
-            return C.top_component(C.group_center(X, torch.as_tensor(type_codes.reshape(-1)))), None
+            return C.top_component(X, torch.as_tensor(type_codes.reshape(-1))), None
         raise TransferlabError(f"PCA center must be 'global' or 'answer_type', got {self.center!r}")

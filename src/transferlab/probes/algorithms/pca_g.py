@@ -20,4 +20,4 @@ class PCAG(Probe):
         pass
 
     def _direction(self, X, y, codes, answer_types):
-        return C.top_component(C.group_center(X, codes)), None
+        return C.top_component(X, codes), None
