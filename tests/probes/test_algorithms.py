@@ -190,3 +190,33 @@ def test_sign_tie_break_does_not_depend_on_the_solver_sign():
     v = torch.tensor([[-2.0, 1.0]], dtype=C.DTYPE)
     assert torch.equal(C.orient(Xs, y, codes, v, None)[0], C.orient(Xs, y, codes, -v, None)[0])
     assert float(C.orient(Xs, y, codes, v, None)[0][0, 0]) == 2.0
+
+
+def test_centring_in_gram_space_equals_centring_the_rows():
+    rng = np.random.default_rng(0)
+    X = C.as_tensor(rng.normal(size=(3, 12, 20)))
+    codes = C.group_index(np.array([0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4]), 12)
+    centred = C.group_center(X, codes)
+    np.testing.assert_allclose(C.center_gram(C.gram(X), codes), centred @ centred.transpose(1, 2), atol=1e-10)
+    v = C.as_tensor(rng.normal(size=(3, 12)))
+    np.testing.assert_allclose(np.einsum("bnd,bn->bd", X, C.remove_group_means(v, codes)),
+                               np.einsum("bnd,bn->bd", centred, v), atol=1e-10)
+
+
+def test_the_shared_gram_matrix_is_recomputed_when_its_rows_change():
+    X = C.as_tensor(np.random.default_rng(1).normal(size=(2, 5, 8)))
+    assert C.gram(X) is C.gram(X), "the second algorithm on the same rows reuses the product"
+    before = C.gram(X).clone()
+    X.mul_(2.0)  # in place: same tensor, new version
+    np.testing.assert_allclose(C.gram(X), 4 * before)
+    assert not np.allclose(C.gram(X.clone() + 1), C.gram(X))
+
+
+def test_lr_layers_that_converge_at_different_steps_match_one_fit_each():
+    """Converged layers leave the Newton batch; the others must still reach their own optimum."""
+    X, y, g = planted(layers=4, signal=3.0)
+    X = X * np.array([0.1, 1.0, 5.0, 20.0])[:, None, None]  # from easy to nearly separable
+    batched = make("lr").fit(X, y, groups=g)
+    for layer in range(4):
+        single = make("lr").fit(X[layer], y, groups=g)
+        np.testing.assert_allclose(batched.coef_[layer], single.coef_, rtol=1e-6, atol=1e-8)
