@@ -85,14 +85,14 @@ def ours(args, out: Path) -> tuple[float, Counter]:
 
 
 def per_cell(args, out: Path) -> tuple[float, Counter]:
+    import transferlab.evaluate as evaluate
+    import transferlab.train as train
     from transferlab import adapters
-    from transferlab.evaluate import evaluate_task
     from transferlab.tasks import get_task
-    from transferlab.train import TrainConfig, train_lora
 
     counts: Counter = Counter()
-    restore = counted(counts)
-    config = TrainConfig(rank=4, steps=args.steps, batch_size=4, learning_rate=1e-3)
+    restore = counted(counts)  # patches the module attributes, so call through the modules below
+    config = train.TrainConfig(rank=4, steps=args.steps, batch_size=4, learning_rate=1e-3)
     try:
         start = time.perf_counter()
         for source in args.tasks:
@@ -100,10 +100,10 @@ def per_cell(args, out: Path) -> tuple[float, Counter]:
                 loaded = models.load(args.model)
                 task = get_task(source)
                 adapter = out / f"{source}-{target}"
-                train_lora(loaded, task, task.examples("train")[: args.train_examples], config, adapter)
+                train.train_lora(loaded, task, task.examples("train")[: args.train_examples], config, adapter)
                 goal = get_task(target)
                 with adapters.applied(loaded.model, adapter) as model:
-                    evaluate_task(model, loaded.tokenizer, goal, goal.examples("test")[: args.eval_examples])
+                    evaluate.evaluate_task(model, loaded.tokenizer, goal, goal.examples("test")[: args.eval_examples])
         return time.perf_counter() - start, counts
     finally:
         restore()
