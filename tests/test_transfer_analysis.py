@@ -221,7 +221,7 @@ def test_h2_correlates_similarity_with_gain(sign, expected):
     assert h2["estimate"] == pytest.approx(sign * 1.0, abs=0.2)
 
 
-def test_h2_needs_three_matched_pairs_and_the_right_columns():
+def test_h2_needs_enough_matched_pairs_and_the_right_columns():
     frame = Results().cell("a", "b", 0.1).cell("x", "y", 0.2).frame()
     assert hypotheses(frame, similarity=similarity_frame())["H2"]["verdict"] == "not tested"
     with pytest.raises(ValueError, match="lacks the columns similarity"):

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis import Estimate, _resample_indices
+from transferlab.analysis import Estimate
 from transferlab.errors import TransferlabError, missing_package
 from transferlab.report import primary_metric
+from transferlab.similarity import correlate
 from transferlab.store import RESULT_COLUMNS
 
 KINDS = {"score": "", "gain": "gain:", "efficiency": "efficiency:", "relative": "relative:"}
@@ -405,32 +406,21 @@ def _h2(cells: pd.DataFrame, similarity: pd.DataFrame | None, resamples: int, se
     if missing:
         raise ValueError(f"the similarity table lacks the columns {', '.join(missing)}: "
                          "it needs task_a, task_b, similarity")
-    score = {frozenset((a, b)): float(s) for a, b, s in
-             zip(similarity["task_a"], similarity["task_b"], similarity["similarity"])}
+    # Similarity is symmetric; transfer is directed: one point per directed pair, with its
+    # gain averaged over models, learners and seeds.
+    pairs = similarity[["task_a", "task_b", "similarity"]]
+    both_ways = pd.concat([pairs, pairs.rename(columns={"task_a": "task_b", "task_b": "task_a"})])
+    both_ways = both_ways[both_ways["task_a"] != both_ways["task_b"]].drop_duplicates(["task_a", "task_b"])
     transfer = cells[cells["condition"] == "transfer"]
-    # One point per directed pair: gains averaged over models and learners.
-    gains = transfer.groupby(["trained_on", "evaluated_on"])["value"].mean()
-    points = [(score[frozenset(k)], g) for k, g in gains.items() if frozenset(k) in score]
-    if len(points) < 3:
-        return _row("H2", claim, f"{len(points)} transfer cells have a similarity; a correlation needs at least 3",
-                    None, len(points), "not tested")
-    x, y = (np.array(v, dtype=float) for v in zip(*points))
-    rho = _spearman(x, y)
-    boot = np.array([_spearman(x[i], y[i]) for i in _resample_indices(len(x), resamples, seed)])
-    boot = boot[np.isfinite(boot)]
-    low, high = (np.percentile(boot, [2.5, 97.5]) if boot.size else (math.nan, math.nan))
-    estimate = Estimate(rho, len(x), float(low), float(high))
-    evidence = (f"Spearman ρ = {format_estimate(estimate)} over {len(x)} directed task pairs "
+    gains = (transfer.groupby(["trained_on", "evaluated_on"])["value"].mean().reset_index()
+             .rename(columns={"trained_on": "source", "evaluated_on": "target"}))
+    result = correlate(both_ways, gains, resamples, seed)
+    if result.reason:
+        return _row("H2", claim, result.reason, None, result.n, "not tested")
+    estimate = Estimate(result.rho, result.n, result.ci_low, result.ci_high)
+    evidence = (f"Spearman ρ = {format_estimate(estimate)} over {result.n} directed task pairs "
                 "(95% bootstrap CI over pairs)")
-    return _row("H2", claim, evidence, estimate, len(x), margin=margin)
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ (Pearson on average ranks); NaN when either side is constant."""
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
+    return _row("H2", claim, evidence, estimate, result.n, margin=margin)
 
 
 def _h3(cells: pd.DataFrame, methods: Mapping[str, str] | None, margin: float) -> dict:
