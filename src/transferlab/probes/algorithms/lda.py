@@ -20,15 +20,14 @@ def _low_rank_covariance(X: torch.Tensor, shrinkage: float | str | None) -> tupl
     n, d = X.shape[1], X.shape[2]
     Xc = X - X.mean(dim=1, keepdim=True)
     if shrinkage == "auto":
-        squares = Xc * Xc  # the one elementwise pass over the rows: the sums below come from it
-        variance = squares.mean(dim=1)  # (B, d)
+        variance = X.var(dim=1, correction=0)  # (B, d)
         scale = variance.sqrt()
         scale = torch.where(scale < 10 * torch.finfo(X.dtype).eps, torch.ones_like(scale), scale)
         Xs = Xc / scale[:, None, :]
         gram = Xs @ Xs.transpose(1, 2)  # ||Xs^T Xs||_F = ||Xs Xs^T||_F
         trace = variance / scale**2  # (B, d): the diagonal of the empirical covariance of Xs
         mu = trace.sum(dim=1) / d
-        row_norms = torch.einsum("bnd,bd->bn", squares, scale**-2)  # ||Xs row||^2
+        row_norms = gram.diagonal(dim1=1, dim2=2)  # ||Xs row||^2
         beta_ = row_norms.pow(2).sum(dim=1)  # sum of (X^2)^T X^2 over all entries
         delta_ = gram.pow(2).sum(dim=(1, 2)) / n**2
         beta = (beta_ / n - delta_) / (d * n)
