@@ -17,6 +17,7 @@ from transferlab.transfer_analysis import (
     mover_difference,
     negative_transfer,
     primary_rows,
+    seed_mean,
     transfer_profiles,
     verdict,
 )
@@ -269,3 +270,13 @@ def test_verdict_and_mover_difference():
     assert d.value == pytest.approx(0.3)
     assert d.ci_low == pytest.approx(0.3 - math.hypot(0.1, 0.05))
     assert d.ci_high == pytest.approx(0.3 + math.hypot(0.2, 0.1))
+
+
+def test_a_ratio_na_in_one_seed_is_na_over_seeds():
+    rows = [("m", "lora", "a", "b", "transfer", seed, "relative:acc", value, 40, low, high)
+            for seed, value, low, high in ((0, 0.5, 0.1, 0.9), (1, math.nan, math.nan, math.nan))]
+    rows += [("m", "lora", "a", "c", "transfer", seed, "relative:acc", value, 40, value - 0.2, value + 0.2)
+             for seed, value in ((0, 0.4), (1, 0.6))]
+    out = seed_mean(pd.DataFrame(rows, columns=RESULT_COLUMNS)).set_index("evaluated_on")
+    assert math.isnan(out.loc["b", "value"]) and math.isnan(out.loc["b", "std"]) and out.loc["b", "seeds"] == 2
+    assert out.loc["c", "value"] == pytest.approx(0.5) and out.loc["c", "std"] == pytest.approx(0.1414, abs=1e-4)

@@ -153,17 +153,18 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
             written.append(path)
             lines += _table(gains, signed=True, caption=f"![transfer gain]({path.name})")
             lines += _findings(gains)
-        for frame, kind, name, definition in (
-                (efficiency, "efficiency", "transfer efficiency", "transfer / direct score"),
-                (relative, "relative", "relative transfer (gap recovered)", "(transfer − base) / (direct − base)")):
+        for frame, kind, name, definition, why_na in (
+                (efficiency, "efficiency", "transfer efficiency", "transfer / direct score",
+                 "the direct score's 95% CI includes zero"),
+                (relative, "relative", "relative transfer (gap recovered)", "(transfer − base) / (direct − base)",
+                 "the direct gain's 95% CI includes zero: the oracle gained nothing measurable")):
             if frame.empty:
                 continue
             path = out_dir / f"{stem}_{kind}.png"
             heatmap(frame, path, f"{model}: {name} ({learner})", diverging=True)
             written.append(path)
             lines += [f"{name[0].upper()}{name[1:]} = {definition}, paired over the examples the cells share. "
-                      "NA where the direct gain's 95% CI includes zero: the oracle gained nothing measurable, "
-                      "so a ratio would be noise.", ""]
+                      f"NA where {why_na}, so a ratio would be noise; a cell NA in any seed is NA.", ""]
             lines += _table(frame, signed=True, caption=f"![{name}]({path.name})")
     figure_lines, figures = _figures(results, out_dir, similarity)
     written += figures
@@ -192,7 +193,9 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
                 continue
             h = hit.iloc[0]
             star = "*" if signed and not pd.isna(h["value"]) and (h["ci_low"] > 0 or h["ci_high"] < 0) else ""
-            spread = f" ± {h['std']:.3f} ({int(h['seeds'])} seeds)" if h.get("seeds", 1) > 1 else ""
+            spread = f" ({int(h['seeds'])} seeds)" if h.get("seeds", 1) > 1 else ""
+            if spread and not pd.isna(h["value"]):
+                spread = f" ± {h['std']:.3f}{spread}"
             entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star + spread)
         out.append(f"| {r} | " + " | ".join(entries) + " |")
     out += ["", "n per target: " + ", ".join(f"{c}: {n_of[c]}" for c in cols), ""]

@@ -75,8 +75,9 @@ def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[
     """Transfer efficiency = transfer / direct, and relative transfer (gap recovered) =
     (transfer - base) / (direct - base), paired over the examples all three share.
 
-    Relative transfer is NA when the direct gain's CI includes zero: the oracle itself
-    gained nothing distinguishable from noise, so any ratio would be meaningless.
+    Each is NA when its denominator is within noise of zero: efficiency when the direct
+    score's CI includes zero, relative transfer when the direct gain's does (the oracle
+    itself gained nothing measurable). A ratio over noise would be meaningless.
     """
     evaluations = [load(k) for k in (cell.evaluation, direct.evaluation, cell.baseline)]
     if any(e is None for e in evaluations):
@@ -91,7 +92,10 @@ def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[
         d, b = pick(oracle, index[0]), pick(base, index[1])
         weights = transfer.get("weights", {}).get(metric)
         w = [weights[i] for i in shared] if weights else None
-        rows.append(_row(cell, f"efficiency:{metric}", paired_ratio(t, d, resamples, cell.seed, weights=w)))
+        direct_score = bootstrap_mean(d, resamples, cell.seed, weights=w)
+        efficiency = (paired_ratio(t, d, resamples, cell.seed, weights=w) if direct_score.ci_low > 0
+                      else Estimate(NA, len(shared), NA, NA))
+        rows.append(_row(cell, f"efficiency:{metric}", efficiency))
         direct_gain = paired_difference(d, b, resamples, cell.seed, weights=w)
         if direct_gain.significant:
             gap = paired_ratio([x - y for x, y in zip(t, b)], [x - y for x, y in zip(d, b)], resamples, cell.seed,

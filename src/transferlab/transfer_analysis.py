@@ -105,14 +105,15 @@ def primary_rows(results: pd.DataFrame, kind: str = "gain",
 
 def seed_mean(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     """Average over seeds: value = mean, std = spread between seeds (0 for one seed),
-    seeds = how many, CI bounds = mean of the per-seed bounds."""
+    seeds = how many, CI bounds = mean of the per-seed bounds. A cell that is NA in any
+    seed (a ratio over noise) is NA in the mean, not the mean of the other seeds."""
     keys = keys or [*CELL, "metric"]
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "value", "std", "seeds", "n", "ci_low", "ci_high"])
     out = frame.groupby(keys, as_index=False, dropna=False).agg(
-        value=("value", "mean"), std=("value", "std"), seeds=("seed", "nunique"), n=("n", "max"),
+        value=("value", lambda v: v.mean(skipna=False)), std=("value", "std"), seeds=("seed", "nunique"), n=("n", "max"),
         ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"))
-    out["std"] = out["std"].fillna(0.0)
+    out["std"] = out["std"].fillna(0.0).where(out["value"].notna())
     return out
 
 
