@@ -52,6 +52,11 @@ def test_reverse_drift_and_no_effect():
     assert one_row(flat)["pattern"] == "no effect"
 
 
+def test_on_label_harm_is_named_even_when_no_off_label_gain_is_significant():
+    frame = Results().cell("a", "a", -0.20).cell("a", "b", 0.01).frame()
+    assert one_row(frame)["pattern"] == "on-label harm"
+
+
 def test_an_adapter_without_an_on_label_target_is_kept_and_named():
     frame = Results().cell("contracts", "a", 0.2).cell("contracts", "b", 0.1).frame()
     row = one_row(frame, labels={"contracts": "law"})

@@ -273,11 +273,19 @@ def _report(run_dir: Path, title: str) -> list[Path]:
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run's output directory (holds results.sqlite)."),
-           title: str = typer.Option("Transfer study", help="Report title.")) -> None:
+           title: str = typer.Option("", help="Report title [default: the run's spec name].")) -> None:
     """Redraw the heatmaps and summary from the results table alone (no model is loaded)."""
     if not (run_dir / "results.sqlite").exists():
         raise TransferlabError(f"{run_dir} holds no results.sqlite: give the output directory of a run")
-    _report(run_dir, title)
+    _report(run_dir, title or _run_name(run_dir))
+
+
+def _run_name(run_dir: Path) -> str:
+    """The name in the run's spec.json (what `transferlab run` titles its report), else a generic title."""
+    try:
+        return str(json.loads((run_dir / "spec.json").read_text())["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "Transfer study"
 
 
 @app.command()

@@ -23,7 +23,7 @@ from transferlab.transfer_analysis import (estimate_of, format_estimate, metric_
                                           task_domain)
 
 ADAPTER = ["model", "learner", "trained_on"]
-PATTERNS = ("drift", "reverse drift", "as labelled", "no effect", "no on-label target")
+PATTERNS = ("drift", "reverse drift", "as labelled", "on-label harm", "no effect", "no on-label target")
 COLUMNS = ["model", "learner", "trained_on", "label", "seeds", "on_label_targets", "on_label_gain", "on_label_std",
            "on_label_ci_low", "on_label_ci_high", "off_label_gains", "best_off_label", "best_off_label_gain",
            "best_off_label_ci_low", "best_off_label_ci_high", "mean_off_label_gain", "drift_score", "drift_std",
@@ -86,6 +86,8 @@ def classify(on_label: Estimate | None, off_label: list[Estimate]) -> str:
       is significantly negative;
     - "drift": the on-label gain's CI includes or lies below zero while some off-label gain
       is significantly positive;
+    - "on-label harm": the on-label gain is significantly negative and no off-label gain is
+      significantly positive (training hurt the very thing it was for);
     - "no effect": anything else (nothing significant in either direction that matters).
 
     A missing CI never counts as significant.
@@ -96,7 +98,7 @@ def classify(on_label: Estimate | None, off_label: list[Estimate]) -> str:
         return "reverse drift" if any(o.ci_high < 0 for o in off_label) else "as labelled"
     if any(o.ci_low > 0 for o in off_label):
         return "drift"
-    return "no effect"
+    return "on-label harm" if on_label.ci_high < 0 else "no effect"
 
 
 def drift_table(results: pd.DataFrame, labels: Mapping[str, str] | None = None,
