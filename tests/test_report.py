@@ -64,3 +64,20 @@ def test_several_seeds_show_mean_and_std_and_every_figure_is_drawn(tmp_path):
     assert "+0.210 [+0.120, +0.280]* ± 0.014 (2 seeds)" in summary  # mean of 0.20 and 0.22 ± their std
     assert "| cities | geography | 2 |" in summary  # the drift table uses the stored label
     assert "vocabulary: not computed: only 2 task pairs" in summary  # too few pairs for a correlation
+
+
+def test_clusters_leave_out_source_only_and_target_only_tasks(tmp_path):
+    from transferlab.report import analysis_sections
+
+    rows = []
+    sources, targets = ["a", "b", "c", "instructions"], ["a", "b", "c", "ifeval"]
+    for i, source in enumerate(sources):
+        for j, target in enumerate(targets):
+            condition = "direct" if source == target else "transfer"
+            gain = 0.1 * ((i * 3 + j * 5) % 4) - 0.1
+            rows.append(("m", "lora", source, target, condition, 0, "gain:acc", gain, 100, gain - 0.05, gain + 0.05))
+    summary = "\n".join(analysis_sections(pd.DataFrame(rows, columns=RESULT_COLUMNS)))
+    clusters = summary.split("## Tasks clustered by transfer profile")[1].split("##")[0]
+    assert "Left out, being only a source or only a target: ifeval, instructions." in clusters
+    assert "| task | cluster |" in clusters and "Not enough cells" not in clusters
+    assert {line.split("|")[1].strip() for line in clusters.splitlines() if line.startswith("| ")} >= {"a", "b", "c"}

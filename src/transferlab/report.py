@@ -63,8 +63,9 @@ def _fmt_ci(value: float, low: float, high: float, signed: bool = False) -> str:
     return text
 
 
-def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> None:
-    """An annotated heatmap with CIs; '*' marks a gain whose 95% CI excludes zero."""
+def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center: float = 0.0) -> None:
+    """An annotated heatmap with CIs. Diverging maps are centred on `center` (0 for gains,
+    1 for efficiency) and '*' marks a cell whose 95% CI excludes it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,13 +82,14 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
             notes[i][j] = "NA"
             continue
         grid[i, j] = c["value"]
-        star = "*" if diverging and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
+        star = "*" if diverging and (c["ci_low"] > center or c["ci_high"] < center) else ""
         notes[i][j] = f"{c['value']:+.3f}{star}\n[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if diverging else \
             f"{c['value']:.3f}\n[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
     fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.8, 0.9 * len(rows) + 1.8))
     if diverging:
-        bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
-        image = ax.imshow(grid, cmap="RdBu", vmin=-bound or -1, vmax=bound or 1)
+        bound = float(np.nanmax(np.abs(grid - center))) if np.isfinite(grid).any() else 1.0
+        bound = bound or 1.0
+        image = ax.imshow(grid, cmap="RdBu", vmin=center - bound, vmax=center + bound)
     else:
         image = ax.imshow(grid, cmap="viridis")
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
@@ -106,7 +108,8 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool) -> Non
                         color="black" if light else "white")
     ax.set_title(title)
     n = int(cells["n"].max()) if "n" in cells else 0
-    note = "cells: value [95% bootstrap CI]" + ("; * = CI excludes 0" if diverging else "") + f"; n ≤ {n} per target"
+    note = ("cells: value [95% bootstrap CI]" + (f"; * = CI excludes {center:g}" if diverging else "")
+            + f"; n ≤ {n} per target")
     fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
@@ -153,19 +156,20 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
             written.append(path)
             lines += _table(gains, signed=True, caption=f"![transfer gain]({path.name})")
             lines += _findings(gains)
-        for frame, kind, name, definition, why_na in (
+        for frame, kind, name, definition, why_na, center in (
                 (efficiency, "efficiency", "transfer efficiency", "transfer / direct score",
-                 "the direct score's 95% CI includes zero"),
+                 "the direct score's 95% CI includes zero", 1.0),
                 (relative, "relative", "relative transfer (gap recovered)", "(transfer − base) / (direct − base)",
-                 "the direct gain's 95% CI includes zero: the oracle gained nothing measurable")):
+                 "the direct gain's 95% CI includes zero: the oracle gained nothing measurable", 0.0)):
             if frame.empty:
                 continue
             path = out_dir / f"{stem}_{kind}.png"
-            heatmap(frame, path, f"{model}: {name} ({learner})", diverging=True)
+            heatmap(frame, path, f"{model}: {name} ({learner})", diverging=True, center=center)
             written.append(path)
             lines += [f"{name[0].upper()}{name[1:]} = {definition}, paired over the examples the cells share. "
-                      f"NA where {why_na}, so a ratio would be noise; a cell NA in any seed is NA.", ""]
-            lines += _table(frame, signed=True, caption=f"![{name}]({path.name})")
+                      f"NA where {why_na}, so a ratio would be noise; a cell NA in any seed is NA. "
+                      f"`*`: the CI excludes {center:g}.", ""]
+            lines += _table(frame, signed=True, caption=f"![{name}]({path.name})", center=center)
     figure_lines, figures = _figures(results, out_dir, similarity)
     written += figures
     lines += figure_lines
@@ -177,7 +181,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
     return [summary, *written]
 
 
-def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
+def _table(cells: pd.DataFrame, signed: bool, caption: str, center: float = 0.0) -> list[str]:
     cols = sorted(cells["evaluated_on"].unique())
     metric_of = {c: cells.loc[cells["evaluated_on"] == c, "metric"].iloc[0] for c in cols}
     rows = sorted(cells["trained_on"].unique(), key=lambda r: (r != "base", r))
@@ -192,7 +196,7 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str) -> list[str]:
                 entries.append("")
                 continue
             h = hit.iloc[0]
-            star = "*" if signed and not pd.isna(h["value"]) and (h["ci_low"] > 0 or h["ci_high"] < 0) else ""
+            star = "*" if signed and not pd.isna(h["value"]) and (h["ci_low"] > center or h["ci_high"] < center) else ""
             spread = f" ({int(h['seeds'])} seeds)" if h.get("seeds", 1) > 1 else ""
             if spread and not pd.isna(h["value"]):
                 spread = f" ± {h['std']:.3f}{spread}"
@@ -277,8 +281,17 @@ def analysis_sections(results: pd.DataFrame, *, labels: dict[str, str] | None = 
         kind = "embedding" if "embedding" in set(similarity["kind"]) else sorted(similarity["kind"].unique())[0]
         h2_similarity = similarity[similarity["kind"] == kind]
 
+    # Only tasks that are both a source and a target have a whole profile: a source-only task
+    # and a target-only one share no cell, so they are left out (and named) instead.
+    trained = results[results["condition"].isin(("transfer", "direct"))]
+    both = set(trained["trained_on"]) & set(trained["evaluated_on"])
+    one_sided = sorted((set(trained["trained_on"]) | set(trained["evaluated_on"])) - both)
+    cluster_note = "Average-linkage clustering of each task's gains as a source and as a target."
+    if one_sided:
+        cluster_note += (f" Left out, being only a source or only a target: {', '.join(one_sided)}.")
+
     def clusters() -> pd.DataFrame:
-        found = cluster_tasks(results)
+        found = cluster_tasks(results[results["trained_on"].isin(both) & results["evaluated_on"].isin(both)])
         return pd.DataFrame({"task": found.order, "cluster": [found.assignment[t] for t in found.order]})
 
     sections = [
@@ -291,8 +304,7 @@ def analysis_sections(results: pd.DataFrame, *, labels: dict[str, str] | None = 
          ["task_a", "task_b", "a_to_b", "b_to_a", "difference", "disjoint"], ""),
         ("Negative transfer (gain CI entirely below zero)", lambda: negative_transfer(results),
          ["learner", "trained_on", "evaluated_on", "metric", "value", "ci_low", "ci_high"], ""),
-        ("Tasks clustered by transfer profile", clusters, ["task", "cluster"],
-         "Average-linkage clustering of each task's gains as a source and as a target."),
+        ("Tasks clustered by transfer profile", clusters, ["task", "cluster"], cluster_note),
         ("Hypotheses of seed 002", lambda: hypothesis_table(results, methods=methods, similarity=h2_similarity),
          ["hypothesis", "claim", "evidence", "verdict"],
          "H2 uses the embedding similarity of the tasks' texts." if h2_similarity is not None else ""),
