@@ -37,6 +37,28 @@ def _error_bars(value: pd.Series, low: pd.Series, high: pd.Series) -> np.ndarray
     return np.vstack([(value - low).clip(lower=0), (high - value).clip(lower=0)])
 
 
+def _label_points(ax, xs, ys, texts, fontsize: float) -> None:
+    """Name each point without piling labels up: points at the same place share one label
+    (one name per line), and a label whose neighbour is close (on the axes as drawn: call
+    this after the limits are set) is moved up past it."""
+    groups: dict[tuple[float, float], list[str]] = {}
+    for x, y, text in zip(xs, ys, texts):
+        if np.isfinite(x) and np.isfinite(y):
+            groups.setdefault((round(float(x), 4), round(float(y), 4)), []).append(text)
+    if not groups:
+        return
+    span = (np.ptp(ax.get_xlim()), np.ptp(ax.get_ylim()))
+    placed: list[tuple[float, float, float]] = []  # (x, y, top of the label in points)
+    for (x, y), names in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        lift = 2.0
+        for px, py, top in placed:
+            if abs(px - x) < 0.25 * span[0] and abs(py - y) < 0.04 * span[1]:
+                lift = max(lift, top + 1.0)
+        ax.annotate("\n".join(names), (x, y), fontsize=fontsize, xytext=(3, lift), textcoords="offset points",
+                    va="bottom")
+        placed.append((x, y, lift + 1.2 * fontsize * len(names)))
+
+
 def asymmetry_plot(pairs: pd.DataFrame, path: Path, title: str) -> None:
     """A→B gain against B→A gain, one point per unordered pair, with both 95% CIs.
 
@@ -55,9 +77,6 @@ def asymmetry_plot(pairs: pd.DataFrame, path: Path, title: str) -> None:
                     yerr=_error_bars(subset["b_to_a"], subset["b_to_a_ci_low"], subset["b_to_a_ci_high"]),
                     fmt="o", mfc=None if filled else "none", color="tab:blue", ecolor="lightgray", capsize=2,
                     label="same metric both ways" if filled else "different metrics")
-    for r in pairs.itertuples():
-        ax.annotate(f"{r.task_a} ↔ {r.task_b}", (r.a_to_b, r.b_to_a), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
     values = pairs[["a_to_b_ci_low", "a_to_b_ci_high", "b_to_a_ci_low", "b_to_a_ci_high"]].to_numpy(float)
     finite = values[np.isfinite(values)]
     bound = max(0.05, float(np.abs(finite).max()) * 1.1) if finite.size else 1.0
@@ -66,6 +85,7 @@ def asymmetry_plot(pairs: pd.DataFrame, path: Path, title: str) -> None:
     ax.axvline(0, color="lightgray", lw=0.6)
     ax.set_xlim(-bound, bound)
     ax.set_ylim(-bound, bound)
+    _label_points(ax, pairs["a_to_b"], pairs["b_to_a"], [f"{r.task_a} ↔ {r.task_b}" for r in pairs.itertuples()], 7)
     ax.set_xlabel("gain A → B (trained on A, evaluated on B)")
     ax.set_ylabel("gain B → A")
     ax.set_title(title, fontsize=10)
@@ -84,9 +104,8 @@ def similarity_scatter(points: pd.DataFrame, correlation: Correlation, kind: str
     ax.errorbar(points["similarity"], points["value"],
                 yerr=_error_bars(points["value"], points["ci_low"], points["ci_high"]),
                 fmt="o", color="tab:purple", ecolor="lightgray", capsize=2)
-    for r in points.itertuples():
-        ax.annotate(f"{r.source}→{r.target}", (r.similarity, r.value), fontsize=6, xytext=(3, 2),
-                    textcoords="offset points")
+    _label_points(ax, points["similarity"], points["value"], [f"{r.source}→{r.target}" for r in points.itertuples()],
+                  6)
     ax.axhline(0, color="gray", lw=0.6)
     ax.set_xlabel(f"task similarity ({kind})")
     ax.set_ylabel("transfer gain (primary metric of the target)")
