@@ -2,7 +2,10 @@
 
 A job whose artifact already exists (and is intact) is skipped, so re-running a spec
 does only what is missing, and a crash loses at most the job in flight. A failed job
-is recorded and the jobs that depend on it are skipped; the others still run.
+is recorded and the jobs that depend on it are skipped; the others still run. Jobs are
+claimed before they run (`claims`), so several processes can work through one spec, or
+through specs that share artifacts, without doing a job twice: a job another worker holds,
+or one whose inputs it is still making, is left for later and waited for at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from transferlab import claims
 from transferlab.errors import TransferlabError
 from transferlab.jobs import HANDLERS, Job, Runtime
 
@@ -46,9 +50,10 @@ def is_complete(job: Job, runtime: Runtime) -> bool:
 class LocalExecutor:
     """Runs jobs one at a time in this process, with a progress bar and ETA."""
 
-    def __init__(self, console: Console | None = None, quiet: bool = False):
+    def __init__(self, console: Console | None = None, quiet: bool = False, poll_seconds: float = 5.0):
         self.console = console or Console(stderr=True)
         self.quiet = quiet
+        self.poll_seconds = poll_seconds  # how often to look again at jobs other workers hold
 
     def run(self, jobs: Sequence[Job], runtime: Runtime) -> RunReport:
         report = RunReport()
@@ -57,41 +62,67 @@ class LocalExecutor:
                    TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as bars:
             overall = bars.add_task("[bold]jobs", total=len(jobs))
-            for job in jobs:
-                if is_complete(job, runtime):
-                    report.reused.append(job.key)
-                    bars.advance(overall)
-                    continue
-                missing = [d for d in job.deps if d in bad]
-                if missing:
-                    report.skipped[job.key] = f"depends on failed job {missing[0]}"
-                    runtime.store.record_job(job.key, job.kind, "skipped", report.skipped[job.key])
-                    bad.add(job.key)
-                    bars.advance(overall)
-                    continue
-                current = bars.add_task(job.label or job.key, total=None)
-
-                def tick(completed: float, total: float, note: str, _id=current) -> None:
-                    bars.update(_id, completed=completed, total=total,
-                                description=f"{job.label}{'  ' + note if note else ''}")
-
-                start = time.perf_counter()
-                try:
-                    summary = HANDLERS[job.kind](job, runtime, tick)
-                except TransferlabError as err:
-                    self._fail(job, runtime, report, bad, str(err), start)
-                except Exception as err:  # a bug or a broken input: keep the record, go on with the run
-                    detail = f"{type(err).__name__}: {err}"
-                    self._fail(job, runtime, report, bad, detail, start)
-                    self.console.print(traceback.format_exc(limit=3), style="dim")
-                else:
-                    seconds = time.perf_counter() - start
-                    runtime.store.record_job(job.key, job.kind, "done", str(summary), seconds)
-                    report.done.append(job.key)
-                    self.console.print(f"[green]done[/] {job.label} ({seconds:.0f} s) {summary}")
-                bars.remove_task(current)
-                bars.advance(overall)
+            pending = list(jobs)
+            while pending:
+                held = [job for job in pending if not self._settle(job, jobs, runtime, report, bad, bars, overall)]
+                if len(held) == len(pending):  # every job left is another worker's: wait for them
+                    bars.update(overall, description=f"[bold]jobs[/] (waiting for {len(held)} held by another worker)")
+                    time.sleep(self.poll_seconds)
+                pending = held
         return report
+
+    def _settle(self, job: Job, jobs: Sequence[Job], runtime: Runtime, report: RunReport, bad: set[str],
+                bars: Progress, overall: int) -> bool:
+        """Reuse, skip or run one job; False when it must wait (another worker holds it or its inputs)."""
+        if is_complete(job, runtime):
+            report.reused.append(job.key)
+            bars.advance(overall)
+            return True
+        missing = [d for d in job.deps if d in bad]
+        if missing:
+            report.skipped[job.key] = f"depends on failed job {missing[0]}"
+            runtime.store.record_job(job.key, job.kind, "skipped", report.skipped[job.key])
+            bad.add(job.key)
+            bars.advance(overall)
+            return True
+        by_key = {j.key: j for j in jobs}
+        if any(d in by_key and not runtime.store.has(ARTIFACT_KIND[by_key[d].kind], d) for d in job.deps):
+            return False  # an input is still being made by another worker
+        claim = claims.take(runtime.store.artifacts / "claims", job.key)
+        if claim is None:
+            return False
+        try:
+            if is_complete(job, runtime):  # finished by another worker since we looked
+                report.reused.append(job.key)
+            else:
+                self._run_one(job, runtime, report, bad, bars)
+        finally:
+            claims.release(claim)
+        bars.advance(overall)
+        return True
+
+    def _run_one(self, job: Job, runtime: Runtime, report: RunReport, bad: set[str], bars: Progress) -> None:
+        current = bars.add_task(job.label or job.key, total=None)
+
+        def tick(completed: float, total: float, note: str, _id=current) -> None:
+            bars.update(_id, completed=completed, total=total,
+                        description=f"{job.label}{'  ' + note if note else ''}")
+
+        start = time.perf_counter()
+        try:
+            summary = HANDLERS[job.kind](job, runtime, tick)
+        except TransferlabError as err:
+            self._fail(job, runtime, report, bad, str(err), start)
+        except Exception as err:  # a bug or a broken input: keep the record, go on with the run
+            detail = f"{type(err).__name__}: {err}"
+            self._fail(job, runtime, report, bad, detail, start)
+            self.console.print(traceback.format_exc(limit=3), style="dim")
+        else:
+            seconds = time.perf_counter() - start
+            runtime.store.record_job(job.key, job.kind, "done", str(summary), seconds)
+            report.done.append(job.key)
+            self.console.print(f"[green]done[/] {job.label} ({seconds:.0f} s) {summary}")
+        bars.remove_task(current)
 
     def _fail(self, job: Job, runtime: Runtime, report: RunReport, bad: set[str], detail: str, start: float) -> None:
         report.failed[job.key] = detail

@@ -24,10 +24,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a figure atomically: a reader (or a second worker drawing the same report)
+    never sees half a file. The temporary name is this process's own."""
     plt = _pyplot()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
@@ -90,7 +92,7 @@ def asymmetry_plot(pairs: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_ylabel("gain B → A")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def similarity_scatter(points: pd.DataFrame, correlation: Correlation, kind: str, path: Path, title: str) -> None:
@@ -115,4 +117,4 @@ def similarity_scatter(points: pd.DataFrame, correlation: Correlation, kind: str
     else:
         stat = f"no correlation: {correlation.reason}"
     ax.set_title(f"{title}\n{stat}", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)

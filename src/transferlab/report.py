@@ -72,6 +72,8 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from transferlab.figures import save_figure
+
     rows = sorted(cells["trained_on"].unique(), key=lambda r: (r != "base", r))
     cols = sorted(cells["evaluated_on"].unique())
     grid = np.full((len(rows), len(cols)), np.nan)
@@ -112,11 +114,7 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
             + f"; n ≤ {n} per target")
     fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer study", *,
@@ -175,7 +173,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
     lines += figure_lines
     lines += analysis_sections(results, labels=labels, methods=methods, similarity=similarity)
     summary = out_dir / "summary.md"
-    tmp = summary.with_suffix(".tmp")
+    tmp = summary.with_name(f".{summary.name}.{os.getpid()}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, summary)
     return [summary, *written]
