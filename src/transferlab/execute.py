@@ -62,16 +62,17 @@ class LocalExecutor:
                    TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as bars:
             overall = bars.add_task("[bold]jobs", total=len(jobs))
+            by_key = {job.key: job for job in jobs}
             pending = list(jobs)
             while pending:
-                held = [job for job in pending if not self._settle(job, jobs, runtime, report, bad, bars, overall)]
+                held = [job for job in pending if not self._settle(job, by_key, runtime, report, bad, bars, overall)]
                 if len(held) == len(pending):  # every job left is another worker's: wait for them
                     bars.update(overall, description=f"[bold]jobs[/] (waiting for {len(held)} held by another worker)")
                     time.sleep(self.poll_seconds)
                 pending = held
         return report
 
-    def _settle(self, job: Job, jobs: Sequence[Job], runtime: Runtime, report: RunReport, bad: set[str],
+    def _settle(self, job: Job, by_key: dict[str, Job], runtime: Runtime, report: RunReport, bad: set[str],
                 bars: Progress, overall: int) -> bool:
         """Reuse, skip or run one job; False when it must wait (another worker holds it or its inputs)."""
         if is_complete(job, runtime):
@@ -85,7 +86,6 @@ class LocalExecutor:
             bad.add(job.key)
             bars.advance(overall)
             return True
-        by_key = {j.key: j for j in jobs}
         if any(d in by_key and not runtime.store.has(ARTIFACT_KIND[by_key[d].kind], d) for d in job.deps):
             return False  # an input is still being made by another worker
         claim = claims.take(runtime.store.artifacts / "claims", job.key)

@@ -50,10 +50,6 @@ from transferlab.train import DivergedError, LoraAdapterSettings, TrainResult, c
 class GRPOConfig(LoraAdapterSettings):
     """Hyper-parameters of one GRPO run; every field is part of the adapter's cache key."""
 
-    rank: int = 8  # LoRA rank r
-    alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     learning_rate: float = 5e-5  # lower than SFT: see defaults.default_learning_rate(model_type, "grpo")
     steps: int = 50  # sampling + update rounds
     prompts_per_step: int = 8

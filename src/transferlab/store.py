@@ -214,7 +214,11 @@ class Store:
 
 def export_results(store: Store, path: Path) -> int:
     """Write the results table as CSV or Parquet (by extension); returns the row count."""
-    frame = store.results()
+    return write_table(store.results(), path)
+
+
+def write_table(frame: Any, path: Path) -> int:
+    """Write a frame as CSV or Parquet (by extension), atomically; returns the row count."""
     tmp = path.with_name(f".{path.name}.tmp")
     if path.suffix == ".parquet":
         frame.to_parquet(tmp, index=False)

@@ -25,30 +25,30 @@ from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 
 
+@dataclass(frozen=True)
 class LoraAdapterSettings:
-    """What every LoRA training config shares: a PEFT `LoraConfig` and a plain dict for cache keys.
+    """What every LoRA training config (SFT, GRPO) shares: the adapter's shape, a PEFT
+    `LoraConfig` of it and a plain dict for cache keys. These fields come first in each config."""
 
-    Mixed into the dataclasses that carry rank, alpha, dropout and target_modules.
-    """
+    rank: int = 8  # LoRA rank r
+    alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
     def lora_config(self) -> Any:
         from peft import LoraConfig
 
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,  # type: ignore[attr-defined]
-                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")  # type: ignore[attr-defined]
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), task_type="CAUSAL_LM", bias="none")
 
 
 @dataclass(frozen=True)
 class TrainConfig(LoraAdapterSettings):
     """Hyper-parameters of one LoRA SFT run; every field is part of the adapter's cache key."""
 
-    rank: int = 8  # LoRA rank r
-    alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     learning_rate: float = 2e-4
     steps: int = 0  # 0 = as many as `epochs` passes over the data take
     epochs: float = 1.0

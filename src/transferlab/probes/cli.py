@@ -128,12 +128,7 @@ def probes_datasets(counts: bool = typer.Option(False, "--counts", help="Build t
 def probes_export(run_dir: Path = typer.Argument(...), path: Path = typer.Argument(..., help=".csv or .parquet")) -> None:
     """Write the tidy probes table to CSV or Parquet."""
     from transferlab.probes.results import ProbeResults
+    from transferlab.store import write_table
 
-    frame = ProbeResults(run_dir).frame()
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        raise TransferlabError(f"cannot export to {path.name}: use .csv or .parquet")
-    out.print(f"wrote {len(frame)} rows to {path}")
+    rows = write_table(ProbeResults(run_dir).frame(), path)
+    out.print(f"wrote {rows} rows to {path}")
