@@ -4,7 +4,7 @@ A transfer matrix of N sources and M targets needs N adapters, not N x M: each a
 is trained once and evaluated on every target, and the base model is loaded once for the
 whole run. This runs the same small study both ways on the default model, side by side:
 
-- ours: `transferlab.study.run_study` (counting model loads, trainings and evaluations);
+- ours: `transferlab.transfer.study.run_study` (counting model loads, trainings and evaluations);
 - per cell: for every (source, target) cell load the model, train on the source,
   evaluate on the target, the way a one-script-per-cell workflow does.
 
@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from transferlab import models
-from transferlab.spec import parse_spec
+from transferlab.transfer.spec import parse_spec
 
 SPEC = """\
 name: matrix-cost
@@ -42,7 +42,7 @@ output: {output}
 def counted(counts: Counter):
     """Wrap model loading, training and evaluation so each call is counted."""
     import transferlab.evaluate as evaluate
-    import transferlab.train as train
+    import transferlab.learn.sft as train
 
     original = (models.load, train.train_lora, evaluate.evaluate_task)
 
@@ -64,13 +64,13 @@ def counted(counts: Counter):
 
 def setattr_all(original) -> None:
     import transferlab.evaluate as evaluate
-    import transferlab.train as train
+    import transferlab.learn.sft as train
 
     models.load, train.train_lora, evaluate.evaluate_task = original
 
 
 def ours(args, out: Path) -> tuple[float, Counter]:
-    from transferlab.study import run_study
+    from transferlab.transfer.study import run_study
 
     counts: Counter = Counter()
     restore = counted(counts)
@@ -86,7 +86,7 @@ def ours(args, out: Path) -> tuple[float, Counter]:
 
 def per_cell(args, out: Path) -> tuple[float, Counter]:
     import transferlab.evaluate as evaluate
-    import transferlab.train as train
+    import transferlab.learn.sft as train
     from transferlab import adapters
     from transferlab.tasks import get_task
 

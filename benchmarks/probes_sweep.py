@@ -34,7 +34,7 @@ from transferlab.probes.activations import cached_activations
 from transferlab.probes.algorithms import _common as C
 from transferlab.probes.algorithms import make
 from transferlab.probes.datasets import load_dataset
-from transferlab.store import Store
+from transferlab.engine.store import Store
 
 DETERMINISTIC = ("dim", "lda", "lr", "pca", "pca-g", "lr-g")
 

@@ -19,7 +19,7 @@ import torch
 
 
 def ours(loaded, task, examples, config) -> float:
-    from transferlab.train import train_lora
+    from transferlab.learn.sft import train_lora
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -31,7 +31,7 @@ def hf_trainer(loaded, task, examples, config) -> float:
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from transferlab.train import collate, tokenize
+    from transferlab.learn.sft import collate, tokenize
 
     rows = tokenize(task, examples, loaded.tokenizer, config.max_seq_len)
     dataset = [{"ids": ids, "n_prompt": n} for ids, n in rows]
@@ -67,7 +67,7 @@ def main() -> None:
 
     from transferlab import models
     from transferlab.tasks import get_task
-    from transferlab.train import TrainConfig, tokenize
+    from transferlab.learn.sft import TrainConfig, tokenize
 
     torch.manual_seed(0)
     loaded = models.load(args.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferlab.analysis import align, bootstrap_mean, paired_difference
+from transferlab.stats import align, bootstrap_mean, paired_difference
 
 
 def test_bootstrap_interval_contains_the_mean_and_shrinks_with_n():
@@ -41,7 +41,7 @@ def test_empty_is_nan_not_an_error():
 
 
 def test_paired_ratio_of_means_and_degenerate_denominator():
-    from transferlab.analysis import paired_ratio
+    from transferlab.stats import paired_ratio
 
     est = paired_ratio([1, 1, 0, 0], [1, 1, 1, 1])
     assert est.value == pytest.approx(0.5) and est.ci_low <= 0.5 <= est.ci_high

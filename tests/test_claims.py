@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from transferlab import claims
+from transferlab.engine import claims
 
 
 def write_claim(directory: Path, key: str, pid: int, host: str | None = None) -> Path:

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from test_transfer_analysis import Results
 
-from transferlab.analysis import Estimate
-from transferlab.drift import COLUMNS, PATTERNS, adapter_gains, classify, drift_table
+from transferlab.stats import Estimate
+from transferlab.transfer.drift import COLUMNS, PATTERNS, adapter_gains, classify, drift_table
 
 
 def one_row(frame: pd.DataFrame, **kwargs) -> pd.Series:

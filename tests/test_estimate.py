@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from transferlab.estimate import estimate_plan, job_work, model_parameters
-from transferlab.jobs import Job
-from transferlab.store import Store
+from transferlab.engine.estimate import estimate_plan, job_work, model_parameters
+from transferlab.engine.jobs import Job
+from transferlab.engine.store import Store
 
 
 def _train(key: str, steps: int, model: str = "smollm2-135m") -> Job:

@@ -10,8 +10,9 @@ from tiny_models import TinyLoaded
 from test_rl import Digits
 
 from transferlab.errors import TransferlabError
-from transferlab.jobs import Job, Runtime, run_train
-from transferlab.store import Store
+from transferlab.engine.adapter_jobs import run_train
+from transferlab.engine.jobs import Job, Runtime
+from transferlab.engine.store import Store
 from transferlab.tasks.registry import TASKS
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from transferlab.cli import app
-from transferlab.store import RESULT_COLUMNS
+from transferlab.engine.store import RESULT_COLUMNS
 
 
 def tidy_table() -> pd.DataFrame:
@@ -40,7 +40,7 @@ def test_import_then_report_without_any_model(tmp_path):
 
 
 def test_report_of_an_empty_run_is_a_clear_error(tmp_path):
-    from transferlab.store import Store
+    from transferlab.engine.store import Store
 
     Store(tmp_path / "empty")
     result = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
@@ -48,7 +48,7 @@ def test_report_of_an_empty_run_is_a_clear_error(tmp_path):
 
 
 def test_several_seeds_show_mean_and_std_and_every_figure_is_drawn(tmp_path):
-    from transferlab.report import write_report
+    from transferlab.transfer.report import write_report
 
     one = tidy_table()
     two = one.copy()
@@ -67,7 +67,7 @@ def test_several_seeds_show_mean_and_std_and_every_figure_is_drawn(tmp_path):
 
 
 def test_clusters_leave_out_source_only_and_target_only_tasks(tmp_path):
-    from transferlab.report import analysis_sections
+    from transferlab.transfer.report import analysis_sections
 
     rows = []
     sources, targets = ["a", "b", "c", "instructions"], ["a", "b", "c", "ifeval"]

@@ -7,14 +7,14 @@ import torch
 
 from tiny_models import TinyLoaded
 from toy_tasks import Comparison, Echo
-from transferlab.defaults import default_learning_rate, default_learning_rate_for
+from transferlab.learn.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
-from transferlab.rl import (GRPOConfig, Rollout, kl_k3, policy_loss, sample_groups, set_advantages, signal_warning,
+from transferlab.learn.grpo import (GRPOConfig, Rollout, kl_k3, policy_loss, sample_groups, set_advantages, signal_warning,
                             train_grpo)
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
-from transferlab.train import DivergedError
+from transferlab.learn.sft import DivergedError
 
 
 class Digits(Task):

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from toy_tasks import Comparison, Echo
 from transferlab.errors import TransferlabError
-from transferlab.similarity import (
+from transferlab.transfer.similarity import (
     INSTALL, correlate, embedding_similarity, load_encoder, similarity_matrix, vocabulary_overlap,
 )
 from transferlab.tasks.registry import get_task

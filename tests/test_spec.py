@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transferlab.spec import SpecError, parse_spec
+from transferlab.transfer.spec import SpecError, parse_spec
 
 GOOD = """\
 name: s
@@ -36,7 +36,7 @@ def test_labels_similarity_and_shared_artifacts():
 
 def test_a_training_only_source_is_fine_but_not_as_a_target():
     from transferlab.errors import TransferlabError
-    from transferlab.plan import plan_transfer
+    from transferlab.transfer.plan import plan_transfer
 
     source_only = parse_spec(GOOD.replace("tasks: [cities, larger_than]",
                                           "tasks: [cities]\nsources: [alpaca_gpt4]"), "s.yaml")
@@ -49,10 +49,10 @@ def test_a_training_only_source_is_fine_but_not_as_a_target():
 
 
 def test_grpo_learner_and_family_default_learning_rates():
-    from transferlab.defaults import default_learning_rate
+    from transferlab.learn.defaults import default_learning_rate
     from transferlab.errors import TransferlabError
-    from transferlab.plan import plan_transfer
-    from transferlab.rl import GRPOConfig
+    from transferlab.transfer.plan import plan_transfer
+    from transferlab.learn.grpo import GRPOConfig
 
     text = GRPO_SPEC.format(tasks="[gsm8k]", extra="")
     spec = parse_spec(text, "rl.yaml")
@@ -117,7 +117,7 @@ def test_errors_name_file_line_and_field(text, expected):
 
 def test_study_kind_picks_the_runner_and_suggests_on_typos(tmp_path):
     from transferlab.errors import TransferlabError
-    from transferlab.studies import study_kind
+    from transferlab.engine.studies import study_kind
 
     spec = tmp_path / "s.yaml"
     spec.write_text(GOOD)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from transferlab.errors import TransferlabError
-from transferlab.store import RESULT_COLUMNS, ResultRow, Store, check_writable, export_results, import_results
+from transferlab.engine.store import RESULT_COLUMNS, ResultRow, Store, check_writable, export_results, import_results
 
 
 def row(**kw) -> ResultRow:

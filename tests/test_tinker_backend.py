@@ -11,10 +11,10 @@ import pytest
 
 from toy_tasks import Echo
 from transferlab.errors import TransferlabError
-from transferlab.train import TrainConfig, tokenize
+from transferlab.learn.sft import TrainConfig, tokenize
 
 tinker = pytest.importorskip("tinker", reason="the Tinker SDK is an optional extra: pip install 'transferlab[tinker]'")
-from transferlab.backends import tinker_backend as tb  # noqa: E402
+from transferlab.learn import tinker as tb  # noqa: E402
 
 needs_service = pytest.mark.skipif(not os.environ.get("TINKER_API_KEY"),
                                    reason="TINKER_API_KEY is unset: the Tinker service tests need an API key")
@@ -112,7 +112,7 @@ def test_sft_on_the_service_lowers_the_loss(tmp_path):
 
 @needs_service
 def test_grpo_on_the_service_reports_rewards_and_flat_groups():
-    from transferlab.rl import GRPOConfig
+    from transferlab.learn.grpo import GRPOConfig
 
     trainer = tb.TinkerTrainer("meta-llama/Llama-3.2-1B")
     task = Echo()

@@ -10,7 +10,7 @@ import torch
 from toy_tasks import Comparison, Echo
 from transferlab import adapters
 from transferlab.errors import TransferlabError
-from transferlab.train import (DivergedError, TrainConfig, collate, completion_loss, get_lr,
+from transferlab.learn.sft import (DivergedError, TrainConfig, collate, completion_loss, get_lr,
                                length_bucketed_batches, tokenize, train_lora)
 
 CONFIG = TrainConfig(steps=12, batch_size=8, learning_rate=5e-3, seed=1)

@@ -7,20 +7,19 @@ import math
 import pandas as pd
 import pytest
 
-from transferlab.analysis import Estimate
-from transferlab.store import NONE, RESULT_COLUMNS
-from transferlab.transfer_analysis import (
+from transferlab.stats import Estimate
+from transferlab.engine.store import NONE, RESULT_COLUMNS
+from transferlab.transfer.analysis import (
     asymmetry,
-    cluster_tasks,
-    hypothesis_table,
     metric_units,
     mover_difference,
     negative_transfer,
     primary_rows,
     seed_mean,
     transfer_profiles,
-    verdict,
 )
+from transferlab.transfer.clusters import cluster_tasks
+from transferlab.transfer.hypotheses import hypothesis_table, verdict
 
 
 class Results:

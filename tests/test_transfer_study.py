@@ -7,12 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from transferlab.jobs import Job
-from transferlab.plan import plan_transfer
-from transferlab.report import write_report
-from transferlab.spec import parse_spec
-from transferlab.store import Store
-from transferlab.study import run_study
+from transferlab.engine.jobs import Job
+from transferlab.transfer.plan import plan_transfer
+from transferlab.transfer.report import write_report
+from transferlab.transfer.spec import parse_spec
+from transferlab.engine.store import Store
+from transferlab.transfer.study import run_study
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_broken_task_goes_to_the_audit_and_the_run_goes_on(study, tmp_path):
                                                    "tasks: [cities, larger_than, broken-task]")
     text += "task_files: [broken.yaml]\n"
     (tmp_path / "spec.yaml").write_text(text)
-    from transferlab.spec import load_spec
+    from transferlab.transfer.spec import load_spec
 
     broken_spec = load_spec(tmp_path / "spec.yaml")
     plan = plan_transfer(broken_spec)
@@ -130,7 +130,7 @@ def test_sequential_and_joint_conditions_train_once_per_pair(study, tmp_path):
 
 
 def test_run_stores_labels_methods_and_similarity_and_reports_them(study, tmp_path):
-    from transferlab.study import write_run_report
+    from transferlab.transfer.study import write_run_report
     from rich.console import Console
 
     _, plan, _, where = study

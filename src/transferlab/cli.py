@@ -189,7 +189,7 @@ def evaluate(task: str = typer.Argument(..., help="Task name."),
     from rich.progress import Progress
 
     from transferlab import adapters
-    from transferlab.analysis import bootstrap_mean
+    from transferlab.stats import bootstrap_mean
     from transferlab.evaluate import evaluate_task, request_count
     from transferlab.models import load
     from transferlab.tasks import get_task
@@ -230,7 +230,7 @@ def train(task: str = typer.Argument(..., help="Source task to train on (its tra
 
     from transferlab.models import load
     from transferlab.tasks import get_task
-    from transferlab.train import TrainConfig, train_lora
+    from transferlab.learn.sft import TrainConfig, train_lora
 
     _include(include)
     t = get_task(task)
@@ -254,11 +254,11 @@ def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML); its `stud
         no_report: bool = typer.Option(False, help="Skip drawing the report."),
         dry_run: bool = typer.Option(False, help="Print the plan and stop.")) -> None:
     """Run an experiment spec; only missing jobs run, so a killed run resumes where it stopped."""
-    from transferlab.studies import runner, study_kind
+    from transferlab.engine.studies import runner, study_kind
 
     kind = study_kind(spec)
     if kind == "transfer":
-        from transferlab.study import run_spec
+        from transferlab.transfer.study import run_spec
 
         run_spec(spec, output, dry_run, console=err, report=not no_report)
     else:
@@ -266,7 +266,7 @@ def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML); its `stud
 
 
 def _report(run_dir: Path, title: str) -> list[Path]:
-    from transferlab.study import write_run_report
+    from transferlab.transfer.study import write_run_report
 
     return write_run_report(run_dir, title, out)
 
@@ -293,8 +293,8 @@ def demo(output: Path = typer.Option(Path("demo-output"), "--out", help="Where t
     """A small real transfer study on the default model: adapters, matrix heatmap with CIs, summary."""
     import dataclasses
 
-    from transferlab.spec import load_spec
-    from transferlab.study import run_study
+    from transferlab.transfer.spec import load_spec
+    from transferlab.transfer.study import run_study
 
     start = time.perf_counter()
     spec = dataclasses.replace(load_spec(DEMO_SPEC), output=str(output))
@@ -310,7 +310,7 @@ def demo(output: Path = typer.Option(Path("demo-output"), "--out", help="Where t
 def results_export(run_dir: Path = typer.Argument(..., help="A run's output directory."),
                    path: Path = typer.Argument(..., help="Target file: .csv or .parquet.")) -> None:
     """Write the tidy results table to CSV or Parquet."""
-    from transferlab.store import Store, export_results
+    from transferlab.engine.store import Store, export_results
 
     out.print(f"wrote {export_results(Store(run_dir), path)} rows to {path}")
 
@@ -319,7 +319,7 @@ def results_export(run_dir: Path = typer.Argument(..., help="A run's output dire
 def results_import(run_dir: Path = typer.Argument(..., help="A run's output directory (created if needed)."),
                    path: Path = typer.Argument(..., help="A tidy .csv or .parquet file.")) -> None:
     """Read a tidy results table made by any tool into a run's results table."""
-    from transferlab.store import Store, import_results
+    from transferlab.engine.store import Store, import_results
 
     out.print(f"imported {import_results(Store(run_dir), path)} rows from {path}")
 
@@ -328,7 +328,7 @@ def results_import(run_dir: Path = typer.Argument(..., help="A run's output dire
 def results_show(run_dir: Path = typer.Argument(..., help="A run's output directory."),
                  metric: Optional[str] = typer.Option(None, help="Only this metric.")) -> None:
     """Print the results table."""
-    from transferlab.store import Store
+    from transferlab.engine.store import Store
 
     frame = Store(run_dir).results()
     if metric:
@@ -339,7 +339,7 @@ def results_show(run_dir: Path = typer.Argument(..., help="A run's output direct
 @results_app.command("jobs")
 def results_jobs(run_dir: Path = typer.Argument(..., help="A run's output directory.")) -> None:
     """List the jobs of a run with their status (done, failed with the reason, skipped)."""
-    from transferlab.store import Store
+    from transferlab.engine.store import Store
 
     table = Table("kind", "status", "seconds", "key", "detail")
     for j in Store(run_dir).jobs():

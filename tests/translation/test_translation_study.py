@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from translation_helpers import write_toy_tasks
 
-from transferlab.spec import SpecError
-from transferlab.store import Store
+from transferlab.transfer.spec import SpecError
+from transferlab.engine.store import Store
 from transferlab.translation.spec import parse_translation_spec
 from transferlab.translation.study import run_spec
 

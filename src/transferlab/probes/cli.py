@@ -128,7 +128,7 @@ def probes_datasets(counts: bool = typer.Option(False, "--counts", help="Build t
 def probes_export(run_dir: Path = typer.Argument(...), path: Path = typer.Argument(..., help=".csv or .parquet")) -> None:
     """Write the tidy probes table to CSV or Parquet."""
     from transferlab.probes.results import ProbeResults
-    from transferlab.store import write_table
+    from transferlab.engine.store import write_table
 
     rows = write_table(ProbeResults(run_dir).frame(), path)
     out.print(f"wrote {rows} rows to {path}")

@@ -188,7 +188,7 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
     from transferlab.models import load
     from transferlab.probes.activations import activation_key, num_layers, resolve_layers
     from transferlab.probes.results import ProbeResults
-    from transferlab.store import Store, check_writable
+    from transferlab.engine.store import Store, check_writable
 
     config = config.checked()
     started = time.perf_counter()
@@ -256,7 +256,7 @@ def parse_probe_spec(text: str, filename: str = "<spec>") -> ProbeStudyConfig:
     """A probes spec (study: probes) -> config; errors name the file, line and field."""
     import yaml
 
-    from transferlab.spec import check_keys, Located
+    from transferlab.engine.spec import check_keys, Located
 
     at = Located(filename, text)
     data = yaml.safe_load(text) or {}

@@ -1,7 +1,7 @@
 """Anchor adapters: one LoRA per (model, anchor task), trained once with the same recipe on
 model X and model Y, stored in the content-addressed store and reused by every experiment.
 
-Training goes through the existing job machinery (`transferlab.jobs.run_train` via the
+Training goes through the existing job machinery (`transferlab.engine.jobs.run_train` via the
 local executor). An anchor's key is a hash of the model identity, the task's fingerprint,
 the recipe and the number of training examples, so every experiment, and every later run
 with the same output directory, reuses it.
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.jobs import Job
-from transferlab.store import Store
+from transferlab.engine.jobs import Job
+from transferlab.engine.store import Store
 from transferlab.tasks import stable_hash
-from transferlab.train import TrainConfig
+from transferlab.learn.sft import TrainConfig
 from transferlab.translation.features import LoraAdapter, load_adapter
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from transferlab.analysis import (
+from transferlab.stats import (
     Estimate,
     bootstrap_mean,
     paired_difference,

@@ -20,7 +20,7 @@ import yaml
 
 from transferlab.errors import TransferlabError, closest
 from transferlab.models import resolve
-from transferlab.spec import (
+from transferlab.engine.spec import (
     Budgets,
     SpecError,
     check_keys,
@@ -29,7 +29,7 @@ from transferlab.spec import (
     name_list,
     register_task_files,
 )
-from transferlab.train import TrainConfig
+from transferlab.learn.sft import TrainConfig
 from transferlab.translation.translators import TRANSLATORS
 
 DEFAULT_METHODS = ("mean", "global_ridge", "pertensor_ridge", "topk_global_ridge", "topk_pertensor_ridge",

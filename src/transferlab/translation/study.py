@@ -27,10 +27,10 @@ from rich.console import Console
 
 from transferlab import models
 from transferlab.errors import TransferlabError
-from transferlab.execute import LocalExecutor
-from transferlab.jobs import Job, Runtime
-from transferlab.plan import audit_tasks, write_audit
-from transferlab.store import Store, check_writable
+from transferlab.engine.execute import LocalExecutor
+from transferlab.engine.jobs import Job, Runtime
+from transferlab.engine.audit import audit_tasks, write_audit
+from transferlab.engine.store import Store, check_writable
 from transferlab.tasks import get_task, stable_hash
 from transferlab.translation.anchors import Anchor, anchor_set, load_anchors
 from transferlab.translation.experiments import Translation, plan_translations

@@ -19,8 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from transferlab.analysis import bootstrap_mean, paired_difference
-from transferlab.store import NONE, ResultRow, Store
+from transferlab.stats import bootstrap_mean, paired_difference
+from transferlab.engine.store import NONE, ResultRow, Store
 from transferlab.tasks import get_task
 from transferlab.translation.protocol import NA, finite_mean, score_against
 from transferlab.translation.translators import LEARNED

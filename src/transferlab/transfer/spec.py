@@ -1,8 +1,7 @@
-"""Experiment specs: a YAML file that says which models, tasks, learners and budgets to run.
+"""Transfer specs: a YAML file that says which models, tasks, learners, conditions and budgets to run.
 
-Every error names the file, the line and the field, and suggests the closest valid name.
-`Located`, `check_keys`, `name_list`, `check_tasks` and `register_task_files` are public:
-the probe and translation spec parsers report their errors the same way with them.
+Every error names the file, the line and the field, and suggests the closest valid name
+(through the shared helpers of `engine.spec`).
 """
 
 from __future__ import annotations
@@ -14,26 +13,23 @@ from typing import Any
 
 import yaml
 
+from transferlab.engine.spec import (
+    Budgets,
+    Located,
+    SpecError,
+    check_keys,
+    check_models,
+    check_tasks,
+    coerce_numbers,
+    name_list,
+    register_task_files,
+)
 from transferlab.errors import TransferlabError, closest
-from transferlab.train import TrainConfig
+from transferlab.learn.sft import TrainConfig
 
 CONDITIONS = ("baseline", "transfer", "direct", "sequential", "joint")
 DEFAULT_CONDITIONS = ("baseline", "transfer", "direct")
 PAIRED_CONDITIONS = ("sequential", "joint")  # one extra training per (A, B) pair: opt-in via `pairs`
-
-
-class SpecError(TransferlabError):
-    """A spec problem, located at file:line."""
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """How much data and compute each job may use."""
-
-    train_examples: int = 256  # examples of the source's train split used for training (0 = all)
-    eval_examples: int = 200  # examples of the target's evaluation split (0 = all)
-    max_new_tokens: int = 0  # generation length cap (0 = the task's own)
-    eval_batch_size: int = 16
 
 
 LEARNER_TYPES = ("lora", "grpo")  # supervised LoRA; RL on the task's verifiable reward (GRPO) with LoRA
@@ -82,58 +78,10 @@ BUDGET_FIELDS = {f.name for f in dataclasses.fields(Budgets)}
 
 def _config_class(kind: str) -> type:
     if kind == "grpo":
-        from transferlab.rl import GRPOConfig
+        from transferlab.learn.grpo import GRPOConfig
 
         return GRPOConfig
     return TrainConfig
-
-
-class Located:
-    """Maps a field path like ('learners', 0, 'rank') to its line in the file."""
-
-    def __init__(self, filename: str, text: str):
-        self.filename = filename
-        self.lines: dict[tuple[Any, ...], int] = {}
-        try:
-            root = yaml.compose(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = mark.line + 1 if mark else 1
-            raise SpecError(f"{filename}:{line}: not valid YAML: {getattr(err, 'problem', err)}") from None
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: Any, path: tuple[Any, ...]) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                self.lines[(*path, key.value)] = key.start_mark.line + 1
-                self._walk(value, (*path, key.value))
-                self.lines[(*path, key.value)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*path, i))
-
-    def error(self, path: tuple[Any, ...], message: str) -> SpecError:
-        line = self.lines.get(path) or self.lines.get(path[:-1]) or 1
-        where = ".".join(str(p) for p in path) or "(top level)"
-        return SpecError(f"{self.filename}:{line}: {where}: {message}")
-
-
-def check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], at: Located) -> None:
-    for key in data:
-        if key not in allowed:
-            near = closest(str(key), allowed)
-            hint = f"did you mean {near[0]!r}?" if near else f"valid fields: {', '.join(sorted(allowed))}"
-            raise at.error((*path, key), f"unknown field {key!r}: {hint}")
-
-
-def name_list(value: Any, path: tuple[Any, ...], at: Located) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
-        raise at.error(path, "expected a non-empty list of names")
-    return tuple(value)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -164,7 +112,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     for key, names in (("tasks", tasks), ("sources", sources)):
         check_tasks(names, (key,), at)
     models = name_list(data["models"], ("models",), at)
-    _check_models(models, at)
+    check_models(models, at)
     conditions = name_list(data.get("conditions", list(DEFAULT_CONDITIONS)), ("conditions",), at)
     for i, c in enumerate(conditions):
         if c not in CONDITIONS:
@@ -226,7 +174,7 @@ def _labels(data: Any, sources: tuple[str, ...], at: Located) -> dict[str, str]:
 
 
 def _similarity_kinds(value: Any, at: Located) -> tuple[str, ...]:
-    from transferlab.similarity import KINDS
+    from transferlab.transfer.similarity import KINDS
 
     if value in (None, []):
         return ()
@@ -239,36 +187,6 @@ def _similarity_kinds(value: Any, at: Located) -> tuple[str, ...]:
     return kinds
 
 
-def register_task_files(files: tuple[str, ...], at: Located) -> None:
-    from transferlab.tasks.yaml_task import register_task_file
-
-    for i, f in enumerate(files):
-        try:
-            register_task_file(f)
-        except TransferlabError as err:
-            raise at.error(("task_files", i), str(err)) from None
-
-
-def check_tasks(names: tuple[str, ...], path: tuple[Any, ...], at: Located) -> None:
-    from transferlab.tasks import get_task
-
-    for i, name in enumerate(names):
-        try:
-            get_task(name)
-        except TransferlabError as err:
-            raise at.error((*path, i), str(err)) from None
-
-
-def _check_models(names: tuple[str, ...], at: Located) -> None:
-    from transferlab.models import resolve
-
-    for i, name in enumerate(names):
-        try:
-            resolve(name)
-        except TransferlabError as err:
-            raise at.error(("models", i), str(err)) from None
-
-
 def _budgets(data: Any, at: Located) -> Budgets:
     if not isinstance(data, dict):
         raise at.error(("budgets",), "expected a mapping such as {train_examples: 256, eval_examples: 200}")
@@ -277,19 +195,6 @@ def _budgets(data: Any, at: Located) -> Budgets:
         if not isinstance(value, int) or value < 0:
             raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
     return Budgets(**data)
-
-
-def _coerce_numbers(item: dict[str, Any], config_class: type) -> dict[str, Any]:
-    """YAML 1.1 reads `2e-4` as a string; accept it as the number the user meant."""
-    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
-    out = dict(item)
-    for key, value in item.items():
-        if isinstance(defaults.get(key), float) and isinstance(value, str):
-            try:
-                out[key] = float(value)
-            except ValueError:
-                pass
-    return out
 
 
 def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
@@ -308,7 +213,7 @@ def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
                            (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(LEARNER_TYPES)}"))
         config_class = _config_class(kind)
         check_keys(item, {f.name for f in dataclasses.fields(config_class)}, ("learners", i), at)
-        item = _coerce_numbers(item, config_class)
+        item = coerce_numbers(item, config_class)
         try:
             config = config_class(**item)
         except (TransferlabError, TypeError) as err:

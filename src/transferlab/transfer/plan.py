@@ -6,16 +6,14 @@ and learner. Tasks whose data fails to load are written to an audit file and lef
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transferlab import models
 from transferlab.errors import TransferlabError
-from transferlab.jobs import Job
-from transferlab.defaults import default_learning_rate
-from transferlab.spec import Learner, Spec
+from transferlab.engine.audit import audit_tasks
+from transferlab.engine.jobs import Job
+from transferlab.learn.defaults import default_learning_rate
+from transferlab.transfer.spec import Learner, Spec
 from transferlab.tasks import get_task, stable_hash
 
 
@@ -49,31 +47,6 @@ class Plan:
         extra = f", of which {paired} for sequential/joint pairs" if paired else ""
         return (f"{self.count('train')} trainings{extra} and {self.count('evaluate')} evaluations "
                 f"({len(self.sources)} sources x {len(self.tasks)} targets)")
-
-
-def audit_tasks(names: list[str], split: str, targets: set[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """Load each task's data once; return (fingerprints, failures). A target (all names by
-    default) with nothing in the evaluated split is an error: there would be nothing to score."""
-    fingerprints, failures = {}, {}
-    for name in names:
-        try:
-            task = get_task(name)
-            fingerprints[name] = task.fingerprint()
-        except Exception as err:  # a data problem in one task must not stop the matrix
-            failures[name] = f"{type(err).__name__}: {err}"
-            continue
-        if (targets is None or name in targets) and not task.examples(split):
-            raise TransferlabError(f"task {name!r} has no {split} examples after splitting: "
-                                   "it cannot be a target; remove it from tasks")
-    return fingerprints, failures
-
-
-def write_audit(output: Path, audit: dict[str, str]) -> Path:
-    path = output / "audit.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"failed_tasks": audit}, indent=2))
-    os.replace(tmp, path)
-    return path
 
 
 def _check_trainable(learner: Learner, source: str) -> None:

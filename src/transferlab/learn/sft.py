@@ -4,9 +4,10 @@ The loop is written out so it reads top to bottom: tokenise, bucket by length, t
 for each step compute the hidden states, project only the completion positions onto
 the vocabulary, and take an AdamW step with warm-up then cosine decay.
 
-    from transferlab import models, train
+    from transferlab import models
+    from transferlab.learn import sft
     m = models.load("smollm2-135m")
-    result = train.train_lora(m, task, task.examples("train")[:200], train.TrainConfig(steps=50), "out/adapter")
+    result = sft.train_lora(m, task, task.examples("train")[:200], sft.TrainConfig(steps=50), "out/adapter")
 """
 
 from __future__ import annotations

@@ -16,15 +16,16 @@ HumanEval's unit tests (in the sandbox). Each step, written out top to bottom:
    completion tokens (PPO clip; ratio = pi / pi_old, 1 on the first inner step)
    + kl_coef * token mean of the k3 estimate of KL(pi || base), where base is the same
    model with the adapter disabled;
-5. AdamW step with warm-up then cosine decay (the schedule of `train.py`).
+5. AdamW step with warm-up then cosine decay (the schedule of `learn/sft.py`).
 
 The adapter is saved as a PEFT directory only when training ends without divergence.
 
-    from transferlab import models, rl
+    from transferlab import models
+    from transferlab.learn import grpo
     from transferlab.tasks import get_task
     m = models.load("smollm2-135m")
     task = get_task("gsm8k_en")
-    result = rl.train_grpo(m, task, task.examples("train"), rl.GRPOConfig(steps=20), "out/grpo")
+    result = grpo.train_grpo(m, task, task.examples("train"), grpo.GRPOConfig(steps=20), "out/grpo")
     print(result.rewards, result.zero_variance_share)
 """
 
@@ -43,7 +44,7 @@ from transferlab.errors import TransferlabError
 from transferlab.evaluate import _left_padded, cut_at_stop
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
-from transferlab.train import DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
+from transferlab.learn.sft import DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,9 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from transferlab import claims
+from transferlab.engine import claims
 from transferlab.errors import TransferlabError
-from transferlab.jobs import HANDLERS, Job, Runtime
-
-ARTIFACT_KIND = {"train": "adapter", "evaluate": "evaluation"}
+from transferlab.engine.jobs import Job, Runtime, artifact_of, handler_of
 
 
 @dataclass
@@ -40,7 +38,7 @@ class Executor(Protocol):
 
 def is_complete(job: Job, runtime: Runtime) -> bool:
     """An intact artifact is a finished job, whichever run (sharing the artifacts) produced it."""
-    if not runtime.store.has(ARTIFACT_KIND[job.kind], job.key):
+    if not runtime.store.has(artifact_of(job), job.key):
         return False
     if runtime.store.job_status(job.key) != "done":
         runtime.store.record_job(job.key, job.kind, "done", "reused an existing artifact")
@@ -86,7 +84,7 @@ class LocalExecutor:
             bad.add(job.key)
             bars.advance(overall)
             return True
-        if any(d in by_key and not runtime.store.has(ARTIFACT_KIND[by_key[d].kind], d) for d in job.deps):
+        if any(d in by_key and not runtime.store.has(artifact_of(by_key[d]), d) for d in job.deps):
             return False  # an input is still being made by another worker
         claim = claims.take(runtime.store.artifacts / "claims", job.key)
         if claim is None:
@@ -110,7 +108,7 @@ class LocalExecutor:
 
         start = time.perf_counter()
         try:
-            summary = HANDLERS[job.kind](job, runtime, tick)
+            summary = handler_of(job)(job, runtime, tick)
         except TransferlabError as err:
             self._fail(job, runtime, report, bad, str(err), start)
         except Exception as err:  # a bug or a broken input: keep the record, go on with the run

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferlab.similarity import Correlation
+from transferlab.transfer.similarity import Correlation
 
 
 def _pyplot():

@@ -17,7 +17,7 @@ from transferlab.errors import TransferlabError, closest
 
 # kind -> module that defines `run_spec(path, output, dry_run, console) -> Path | None`
 STUDY_RUNNERS = {
-    "transfer": "transferlab.study",
+    "transfer": "transferlab.transfer.study",
     "probes": "transferlab.probes.study",
     "translation": "transferlab.translation.study",
 }

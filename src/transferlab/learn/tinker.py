@@ -23,7 +23,7 @@ Not configurable on Tinker: LoRA alpha, and the exact modules (`target_modules` 
 Tinker's attention / MLP / unembedding switches).
 
     export TINKER_API_KEY=...
-    from transferlab.backends.tinker_backend import TinkerTrainer
+    from transferlab.learn.tinker import TinkerTrainer
     trainer = TinkerTrainer("meta-llama/Llama-3.2-1B")
     run = trainer.train_sft(task, task.examples("train"), TrainConfig(steps=100), name="gsm8k-sft")
     print(run.sampler_path, run.result.losses[-1])
@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from transferlab import rl
+from transferlab.learn import grpo as rl
 from transferlab.errors import TransferlabError, missing_package
 from transferlab.evaluate import cut_at_stop
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
-from transferlab.train import (DivergedError, TrainConfig, TrainResult, get_lr, length_bucketed_batches,
+from transferlab.learn.sft import (DivergedError, TrainConfig, TrainResult, get_lr, length_bucketed_batches,
                                tokenize)
 
 INSTALL = "pip install 'transferlab[tinker]'"

@@ -14,8 +14,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from transferlab.jobs import Job
-from transferlab.store import Store
+from transferlab.engine.jobs import Job
+from transferlab.engine.store import Store
 from transferlab.tasks import get_task
 
 REFERENCE_PARAMETERS = 135e6  # SmolLM2-135M, on which the default rates were measured

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis import Estimate
-from transferlab.transfer_analysis import (estimate_of, format_estimate, metric_units, pooled, primary_rows, seed_mean,
+from transferlab.stats import Estimate
+from transferlab.transfer.analysis import (estimate_of, format_estimate, metric_units, pooled, primary_rows, seed_mean,
                                           task_domain)
 
 ADAPTER = ["model", "learner", "trained_on"]

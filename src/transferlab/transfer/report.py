@@ -12,27 +12,15 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.errors import TransferlabError
-from transferlab.store import NONE
-
-
-def primary_metric(task: str, available: list[str]) -> str:
-    """The metric to show for a target: the task's primary one when the task is known here."""
-    try:
-        from transferlab.tasks import get_task
-
-        wanted = get_task(task).primary_metric
-        if wanted in available:
-            return wanted
-    except TransferlabError:
-        pass
-    return sorted(available)[0]
+from transferlab.engine.store import NONE
+from transferlab.transfer.analysis import primary_metric
 
 
 def matrices(results: pd.DataFrame, model: str, learner: str,
              kinds: tuple[str, ...] = ("", "gain:")) -> list[pd.DataFrame]:
     """One long frame per metric kind ('' = scores, 'gain:', 'relative:', 'efficiency:'),
     each with rows = what was trained on ('base' first) and columns = targets."""
-    from transferlab.transfer_analysis import seed_mean
+    from transferlab.transfer.analysis import seed_mean
 
     frame = seed_mean(results[results["model"] == model])
     targets = sorted(frame["evaluated_on"].unique())
@@ -72,7 +60,7 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from transferlab.figures import save_figure
+    from transferlab.transfer.figures import save_figure
 
     rows = sorted(cells["trained_on"].unique(), key=lambda r: (r != "base", r))
     cols = sorted(cells["evaluated_on"].unique())
@@ -226,9 +214,9 @@ def _findings(gains: pd.DataFrame) -> list[str]:
 
 def _figures(results: pd.DataFrame, out_dir: Path, similarity: pd.DataFrame | None) -> tuple[list[str], list[Path]]:
     """The asymmetry plot and one similarity scatter per similarity kind, with their Markdown."""
-    from transferlab.figures import asymmetry_plot, similarity_scatter
-    from transferlab.similarity import correlate
-    from transferlab.transfer_analysis import asymmetry, primary_rows, seed_mean
+    from transferlab.transfer.figures import asymmetry_plot, similarity_scatter
+    from transferlab.transfer.similarity import correlate
+    from transferlab.transfer.analysis import asymmetry, primary_rows, seed_mean
 
     lines: list[str] = []
     written: list[Path] = []
@@ -267,8 +255,10 @@ def analysis_sections(results: pd.DataFrame, *, labels: dict[str, str] | None = 
                       methods: dict[str, str] | None = None, similarity: pd.DataFrame | None = None) -> list[str]:
     """Capability drift, asymmetry, negative transfer, task clusters and the seed-002
     hypotheses, as Markdown (from the stored tables alone)."""
-    from transferlab.drift import drift_table
-    from transferlab.transfer_analysis import asymmetry, cluster_tasks, hypothesis_table, negative_transfer
+    from transferlab.transfer.drift import drift_table
+    from transferlab.transfer.analysis import asymmetry, negative_transfer
+    from transferlab.transfer.clusters import cluster_tasks
+    from transferlab.transfer.hypotheses import hypothesis_table
 
     lines: list[str] = []
     label_note = ("Each adapter carries the nominal label its spec gave it (`labels:`), or the domain of the task "

@@ -1,66 +1,20 @@
-"""Jobs: the serialisable units of work (train an adapter, evaluate on a task) and how to run them.
+"""The two job kinds every adapter study shares: train a learner on a source, evaluate a model
+(with or without an adapter) on a target.
 
-A job is plain data (kind, key, params, deps) so any executor, local or distributed,
-can ship it; its key is the hash of everything that determines its output.
+Both write one artifact each (a PEFT adapter directory; the per-example evaluation), and an
+evaluation also commits its score rows with bootstrap CIs to the results table.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from transferlab import models
-from transferlab.analysis import bootstrap_mean
+from transferlab.engine.jobs import Job, Runtime, Tick
+from transferlab.engine.store import NONE, ResultRow
 from transferlab.errors import TransferlabError
-from transferlab.store import NONE, ResultRow, Store
-
-
-@dataclass(frozen=True)
-class Job:
-    kind: str  # "train" | "evaluate"
-    key: str
-    params: dict[str, Any]
-    deps: tuple[str, ...] = ()
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        # Params are stored exactly as they travel (JSON), so a shipped job equals the local one.
-        object.__setattr__(self, "params", json.loads(json.dumps(self.params)))
-        object.__setattr__(self, "deps", tuple(self.deps))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Job:
-        data = json.loads(text)
-        return cls(data["kind"], data["key"], data["params"], tuple(data["deps"]), data.get("label", ""))
-
-
-@dataclass
-class Runtime:
-    """What a worker holds while running jobs: the store and the models it has loaded (once each)."""
-
-    store: Store
-    device: str = "auto"
-    dtype: str = "auto"
-    bootstrap: int = 1000
-    loaded: dict[str, models.LoadedModel] = field(default_factory=dict)
-
-    def model(self, name: str) -> models.LoadedModel:
-        if name not in self.loaded:
-            self.loaded[name] = models.load(name, device=self.device, dtype=self.dtype)
-        return self.loaded[name]
-
-    def adapter_dir(self, key: str | None) -> Path | None:
-        return self.store.path("adapter", key) if key else None
-
-
-Tick = Callable[[float, float, str], None]  # (completed, total, note)
+from transferlab.stats import bootstrap_mean
 
 
 def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
@@ -77,14 +31,14 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     init = rt.adapter_dir(p.get("init_adapter"))
     with rt.store.writing("adapter", job.key, meta=p) as out:
         if method == "lora":
-            from transferlab.train import TrainConfig, train_lora
+            from transferlab.learn.sft import TrainConfig, train_lora
 
             config = TrainConfig(**settings)
             total = config.steps or None
             result = train_lora(loaded, task, examples, config, out, init_adapter=init, also=also,
                                 progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
         elif method == "grpo":
-            from transferlab.rl import GRPOConfig, signal_warning, train_grpo
+            from transferlab.learn.grpo import GRPOConfig, signal_warning, train_grpo
 
             config = GRPOConfig(**settings)
             result = train_grpo(loaded, task, examples, config, out, init_adapter=init, also=also,
@@ -136,9 +90,3 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
                               value=est.value, n=est.n, ci_low=est.ci_low, ci_high=est.ci_high))
     rt.store.add_results(rows)
     return {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
-
-
-HANDLERS: dict[str, Callable[[Job, Runtime, Tick], dict[str, Any]]] = {
-    "train": run_train,
-    "evaluate": run_evaluate,
-}

@@ -1,0 +1,123 @@
+"""What every study's spec parser shares: errors at file:line, field checks, name lists, budgets.
+
+The transfer, probe and translation specs each read their own fields, and report every
+problem the same way through these helpers: the file, the line and the field, with the
+closest valid name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from transferlab.errors import TransferlabError, closest
+
+
+class SpecError(TransferlabError):
+    """A spec problem, located at file:line."""
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """How much data and compute each job may use."""
+
+    train_examples: int = 256  # examples of the source's train split used for training (0 = all)
+    eval_examples: int = 200  # examples of the target's evaluation split (0 = all)
+    max_new_tokens: int = 0  # generation length cap (0 = the task's own)
+    eval_batch_size: int = 16
+
+
+class Located:
+    """Maps a field path like ('learners', 0, 'rank') to its line in the file."""
+
+    def __init__(self, filename: str, text: str):
+        self.filename = filename
+        self.lines: dict[tuple[Any, ...], int] = {}
+        try:
+            root = yaml.compose(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = mark.line + 1 if mark else 1
+            raise SpecError(f"{filename}:{line}: not valid YAML: {getattr(err, 'problem', err)}") from None
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: Any, path: tuple[Any, ...]) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.lines[(*path, key.value)] = key.start_mark.line + 1
+                self._walk(value, (*path, key.value))
+                self.lines[(*path, key.value)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def error(self, path: tuple[Any, ...], message: str) -> SpecError:
+        line = self.lines.get(path) or self.lines.get(path[:-1]) or 1
+        where = ".".join(str(p) for p in path) or "(top level)"
+        return SpecError(f"{self.filename}:{line}: {where}: {message}")
+
+
+def check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], at: Located) -> None:
+    for key in data:
+        if key not in allowed:
+            near = closest(str(key), allowed)
+            hint = f"did you mean {near[0]!r}?" if near else f"valid fields: {', '.join(sorted(allowed))}"
+            raise at.error((*path, key), f"unknown field {key!r}: {hint}")
+
+
+def name_list(value: Any, path: tuple[Any, ...], at: Located) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
+        raise at.error(path, "expected a non-empty list of names")
+    return tuple(value)
+
+
+def register_task_files(files: tuple[str, ...], at: Located) -> None:
+    from transferlab.tasks.yaml_task import register_task_file
+
+    for i, f in enumerate(files):
+        try:
+            register_task_file(f)
+        except TransferlabError as err:
+            raise at.error(("task_files", i), str(err)) from None
+
+
+def check_tasks(names: tuple[str, ...], path: tuple[Any, ...], at: Located) -> None:
+    from transferlab.tasks import get_task
+
+    for i, name in enumerate(names):
+        try:
+            get_task(name)
+        except TransferlabError as err:
+            raise at.error((*path, i), str(err)) from None
+
+
+def check_models(names: tuple[str, ...], at: Located) -> None:
+    from transferlab.models import resolve
+
+    for i, name in enumerate(names):
+        try:
+            resolve(name)
+        except TransferlabError as err:
+            raise at.error(("models", i), str(err)) from None
+
+
+def coerce_numbers(item: dict[str, Any], config_class: type) -> dict[str, Any]:
+    """YAML 1.1 reads `2e-4` as a string; accept it as the number the user meant."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    out = dict(item)
+    for key, value in item.items():
+        if isinstance(defaults.get(key), float) and isinstance(value, str):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass
+    return out
+
+

@@ -1,0 +1,112 @@
+"""Run a transfer study end to end: plan, execute, summarise into the results table, report.
+
+    transferlab run experiments/cross_domain.yaml            # runs (or resumes) and writes the report
+    transferlab run experiments/cross_domain.yaml --dry-run  # the plan and an estimate, nothing runs
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+from transferlab.engine.estimate import plan_estimate
+from transferlab.engine.execute import Executor, LocalExecutor, RunReport
+from transferlab.engine.jobs import Runtime
+from transferlab.engine.audit import write_audit
+from transferlab.transfer.plan import Plan, plan_transfer
+from transferlab.transfer.spec import Spec
+from transferlab.transfer.summarise import summarise
+from transferlab.engine.store import Store, check_writable
+from transferlab.tasks import get_task
+
+
+def run_study(spec: Spec, executor: Executor | None = None, console: Console | None = None,
+              quiet: bool = False) -> tuple[Plan, RunReport, Path]:
+    """Plan and run `spec`; only missing jobs run. Returns the plan, what happened and the output dir."""
+    console = console or Console(stderr=True)
+    output = Path(spec.output)
+    check_writable(output)
+    store = Store(output, artifacts=spec.artifacts)
+    plan = plan_transfer(spec)
+    if plan.audit:
+        audit_path = write_audit(output, plan.audit)
+        for task, why in plan.audit.items():
+            console.print(f"[yellow]left out[/] task {task}: {why} (see {audit_path})")
+    else:
+        write_audit(output, {})
+    (output / "spec.json").write_text(json.dumps(asdict(spec), indent=1, default=str))
+    console.print(f"plan: {plan.describe()}; {plan_estimate(plan.jobs, output, spec.device).describe()}")
+    start = time.perf_counter()
+    runtime = Runtime(store, device=spec.device, dtype=spec.dtype, bootstrap=spec.bootstrap)
+    report = (executor or LocalExecutor(console, quiet=quiet)).run(plan.jobs, runtime)
+    summarise(plan, store, spec.bootstrap)
+    record_annotations(spec, plan, store, console)
+    console.print(f"ran {len(report.done)} jobs, reused {len(report.reused)}, failed {len(report.failed)}, "
+                  f"skipped {len(report.skipped)} in {time.perf_counter() - start:.0f} s")
+    return plan, report, output
+
+
+LEARNER_METHODS = {"lora": "sl", "grpo": "rl"}  # learner type -> the method the hypotheses compare
+
+
+def record_annotations(spec: Spec, plan: Plan, store: Store, console: Console) -> None:
+    """Store what the analyses need besides scores: nominal labels, learner methods, task similarity.
+
+    Similarity is computed once per run (a bag of words and a small sentence encoder over
+    each task's texts, seconds on a CPU) and only for pairs the table does not hold yet.
+    """
+    store.set_labels({s: spec.labels.get(s) or get_task(s).domain for s in plan.sources})
+    store.set_learner_methods({l.name: LEARNER_METHODS.get(l.type, l.type) for l in spec.learners})
+    if not spec.similarity:
+        return
+    from transferlab.transfer.similarity import similarity_matrix
+
+    tasks = sorted(set(plan.tasks) | set(plan.sources))
+    have = store.similarity()
+    known = set(zip(have["task_a"], have["task_b"], have["kind"]))
+    wanted = [k for k in spec.similarity if any((a, b, k) not in known for a in tasks for b in tasks if a != b)]
+    if wanted and len(tasks) > 1:
+        console.print(f"computing task similarity ({', '.join(wanted)}) over {len(tasks)} tasks")
+        store.add_similarity(similarity_matrix(tasks, wanted))
+
+
+def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, console: Console | None = None,
+             report: bool = True) -> Path | None:
+    """`transferlab run` for a transfer spec: plan (and stop, if `dry_run`), run, summarise, report."""
+    import dataclasses
+
+    from transferlab.transfer.spec import load_spec
+
+    console = console or Console(stderr=True)
+    spec = load_spec(path)
+    if output:
+        spec = dataclasses.replace(spec, output=str(output))
+    if dry_run:
+        plan = plan_transfer(spec)
+        console.print(f"plan: {plan.describe()}; {plan_estimate(plan.jobs, spec.output, spec.device).describe()}")
+        for job in plan.jobs:
+            console.print(f"  {job.kind:8s} {job.key}  {job.label}")
+        return None
+    _, outcome, where = run_study(spec, console=console)
+    if report:
+        write_run_report(where, spec.name, console)
+    if outcome.failed:
+        console.print(f"[yellow]{len(outcome.failed)} jobs failed; see `transferlab results jobs {where}`[/]")
+    return where
+
+
+def write_run_report(run_dir: Path, title: str, console: Console) -> list[Path]:
+    """Draw the report of a transfer run from its results table alone."""
+    from transferlab.transfer.report import write_report
+
+    store = Store(run_dir)
+    written = write_report(store.results(), run_dir / "report", title=title, labels=store.labels(),
+                           methods=store.learner_methods(), similarity=store.similarity())
+    console.print(f"report: {written[0]}")
+    for p in written[1:]:
+        console.print(f"figure: {p}")
+    return written

@@ -1,0 +1,102 @@
+"""Summarise a transfer run: from the stored per-example evaluations to the tidy results table.
+
+For every cell: the score with its bootstrap CI, the gain over the baseline with a paired
+CI, and for transfer-like cells the efficiency and relative transfer against the direct
+cell. Only the driver runs this, after the jobs: it reads artifacts and writes rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from transferlab.engine.store import NONE, ResultRow, Store
+from transferlab.stats import Estimate, align, bootstrap_mean, paired_difference, paired_ratio
+from transferlab.tasks import get_task
+from transferlab.transfer.plan import Cell, Plan
+
+
+Loader = Callable[[str], "dict | None"]
+
+
+def _evaluation_loader(store: Store) -> Loader:
+    """Each evaluation verified and parsed once, however many cells share it (baselines do)."""
+    loaded: dict[str, dict | None] = {}
+
+    def load(key: str) -> dict | None:
+        if key not in loaded:
+            loaded[key] = store.read_json("evaluation", key, "evaluation.json") if store.has("evaluation", key) else None
+        return loaded[key]
+
+    return load
+
+
+NA = float("nan")
+
+
+def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
+    """Write score and gain rows for every cell whose evaluations exist, and for transfer
+    cells the normalised metrics (efficiency, relative transfer); returns the row count."""
+    rows: list[ResultRow] = []
+    load = _evaluation_loader(store)
+    direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
+    for cell in plan.cells:
+        if cell.condition in ("transfer", "sequential", "joint"):
+            partner = direct.get((cell.model, cell.learner, cell.seed, cell.evaluated_on))
+            if partner is not None:
+                rows += _normalised(cell, partner, load, resamples)
+        result = load(cell.evaluation)
+        if result is None:
+            continue
+        base = load(cell.baseline)
+        task = get_task(cell.evaluated_on)
+        for metric in task.metrics:
+            scores = result["scores"][metric]
+            weights = result.get("weights", {}).get(metric)
+            rows.append(_row(cell, metric, bootstrap_mean(scores, resamples, seed=cell.seed, weights=weights)))
+            if cell.condition != "baseline" and base is not None:
+                shared, treated, control = align(result["uids"], scores, base["uids"], base["scores"][metric])
+                paired_weights = [weights[i] for i in shared] if weights else None
+                rows.append(_row(cell, f"gain:{metric}", paired_difference(treated, control, resamples, cell.seed,
+                                                                          weights=paired_weights)))
+    return store.add_results(rows)
+
+
+def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[ResultRow]:
+    """Transfer efficiency = transfer / direct, and relative transfer (gap recovered) =
+    (transfer - base) / (direct - base), paired over the examples all three share.
+
+    Each is NA when its denominator is within noise of zero: efficiency when the direct
+    score's CI includes zero, relative transfer when the direct gain's does (the oracle
+    itself gained nothing measurable). A ratio over noise would be meaningless.
+    """
+    evaluations = [load(k) for k in (cell.evaluation, direct.evaluation, cell.baseline)]
+    if any(e is None for e in evaluations):
+        return []
+    transfer, oracle, base = evaluations
+    rows = []
+    for metric in get_task(cell.evaluated_on).metrics:
+        index = [{u: i for i, u in enumerate(e["uids"])} for e in (oracle, base)]
+        shared = [i for i, u in enumerate(transfer["uids"]) if all(u in ix for ix in index)]
+        pick = lambda e, ix: [e["scores"][metric][ix[transfer["uids"][i]]] for i in shared]  # noqa: E731
+        t = [transfer["scores"][metric][i] for i in shared]
+        d, b = pick(oracle, index[0]), pick(base, index[1])
+        weights = transfer.get("weights", {}).get(metric)
+        w = [weights[i] for i in shared] if weights else None
+        direct_score = bootstrap_mean(d, resamples, cell.seed, weights=w)
+        efficiency = (paired_ratio(t, d, resamples, cell.seed, weights=w) if direct_score.ci_low > 0
+                      else Estimate(NA, len(shared), NA, NA))
+        rows.append(_row(cell, f"efficiency:{metric}", efficiency))
+        direct_gain = paired_difference(d, b, resamples, cell.seed, weights=w)
+        if direct_gain.significant:
+            gap = paired_ratio([x - y for x, y in zip(t, b)], [x - y for x, y in zip(d, b)], resamples, cell.seed,
+                               weights=w)
+        else:
+            gap = Estimate(NA, len(shared), NA, NA)
+        rows.append(_row(cell, f"relative:{metric}", gap))
+    return rows
+
+
+def _row(cell: Cell, metric: str, est) -> ResultRow:
+    return ResultRow(model=cell.model, learner=cell.learner or NONE, trained_on=cell.trained_on or NONE,
+                     evaluated_on=cell.evaluated_on, condition=cell.condition, seed=cell.seed, metric=metric,
+                     value=est.value, n=est.n, ci_low=est.ci_low, ci_high=est.ci_high)
