@@ -10,19 +10,14 @@ from random import Random
 import pytest
 
 from transferlab.errors import TransferlabError, missing_package
-from transferlab.tasks import gsm8k, gsm_templates
+from transferlab.tasks import gsm8k, gsm_template_functions
 from transferlab.tasks.base import split_of
 from transferlab.tasks.gsm8k import GSM8KTask, extract_flexible, extract_strict, score
-from transferlab.tasks.gsm_templates import (
-    Combinations,
-    Scope,
-    TemplateError,
-    VariantGenerator,
-    compile_expression,
-    numbers_equal,
-    parse_template,
-    parse_value,
-)
+from transferlab.tasks.gsm_expressions import Scope, TemplateError, compile_expression
+from transferlab.tasks.gsm_template_functions import Combinations, parse_value
+from transferlab.tasks.gsm_templates import parse_template
+from transferlab.tasks.gsm_text import numbers_equal
+from transferlab.tasks.gsm_variants import VariantGenerator
 from transferlab.tasks.registry import TASKS
 
 try:
@@ -164,11 +159,11 @@ def test_generated_variants_satisfy_their_template(language, number):
         variant = generator.generate(gsm8k.variant_seed(template.id, index), tries=gsm8k.TRIES)
         assert variant is not None
         values = generator.replacements | {k: parse_value(v) for k, v in variant.assignment.items()}
-        scope = Scope(values, gsm_templates.CANDIDATE_FUNCTIONS)
+        scope = Scope(values, gsm_template_functions.CANDIDATE_FUNCTIONS)
         assert all(c.evaluate(scope) for c in template.conditions)
         assert variant.solution.rstrip().endswith(f"#### {variant.answer}")
         if template.answer is not None:
-            assert numbers_equal(gsm_templates.show(parse_value(template.answer.evaluate(scope))), variant.answer)
+            assert numbers_equal(gsm_template_functions.show(parse_value(template.answer.evaluate(scope))), variant.answer)
 
 
 def test_fog_variant_answer_matches_the_question_text():
@@ -221,7 +216,7 @@ def test_combinations_match_itertools():
 
 
 def _eval(source: str, **values):
-    return compile_expression(source)(Scope(values, gsm_templates.CANDIDATE_FUNCTIONS))
+    return compile_expression(source)(Scope(values, gsm_template_functions.CANDIDATE_FUNCTIONS))
 
 
 def test_evaluator_computes_template_arithmetic():

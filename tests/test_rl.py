@@ -10,8 +10,8 @@ from toy_tasks import Comparison, Echo
 from transferlab.learn.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
-from transferlab.learn.grpo import (GRPOConfig, Rollout, kl_k3, policy_loss, sample_groups, set_advantages, signal_warning,
-                            train_grpo)
+from transferlab.learn.grpo import GRPOConfig, kl_k3, policy_loss, signal_warning, train_grpo
+from transferlab.learn.rollouts import Rollout, sample_groups, set_advantages
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.learn.sft import DivergedError

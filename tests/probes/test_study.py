@@ -11,7 +11,8 @@ from transferlab.cli import app
 from transferlab.errors import TransferlabError
 from transferlab.probes import protocol
 from transferlab.probes.results import ProbeResults
-from transferlab.probes.study import ProbeStudyConfig, parse_probe_spec, run_probe_study
+from transferlab.probes.spec import ProbeStudyConfig, parse_probe_spec
+from transferlab.probes.study import run_probe_study
 
 runner = CliRunner()
 
@@ -55,7 +56,7 @@ def test_study_writes_a_tidy_table_and_resumes(tiny_loaded, tmp_path, monkeypatc
 def planted_run(root: Path) -> Path:
     """A run directory whose table comes from planted activations (no model at all)."""
     from tests.probes.test_protocol import data
-    from transferlab.probes.study import result_rows
+    from transferlab.probes.results import result_rows
 
     sets = [data("cities", 0), data("larger_than", 1), data("cities_conj", 2, grouped=False),
             data("mmlu", 3, signal=2.5)]
@@ -124,3 +125,115 @@ def test_shipped_spec_parses():
     if not spec.exists():
         pytest.skip("experiments/probes.yaml not present")
     assert parse_probe_spec(spec.read_text(), str(spec)).model == "smollm2-135m"
+
+
+KILLED_RUN = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from tests.tiny_models import TinyLoaded
+import transferlab.probes.activations as acts
+from transferlab.probes.spec import ProbeStudyConfig
+from transferlab.probes.study import run_probe_study
+
+real, calls = acts.extract, []
+def extract(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == {kill_at} and {kill}:
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of an extraction
+    return real(*args, **kwargs)
+acts.extract = extract
+tiny = TinyLoaded()
+tiny.identity = "tiny-llama@test"
+run_probe_study(ProbeStudyConfig(model="tiny-llama", datasets=("cities", "cities_conj", "larger_than"),
+                                 algorithms=("dim", "lr"), limit=8, resamples=50, output={out!r}, report=False),
+                loaded=tiny)
+print("extractions", len(calls))
+"""
+
+
+def test_a_probe_run_killed_mid_extraction_resumes_through_the_job_engine(tmp_path):
+    import subprocess
+    import sys
+
+    repo = str(Path(__file__).parents[2])
+
+    def run(out: Path, kill: bool) -> subprocess.CompletedProcess:
+        script = KILLED_RUN.format(repo=repo, kill_at=2, kill=kill, out=str(out))
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo, timeout=300)
+
+    killed = run(tmp_path / "run", kill=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    from transferlab.engine.store import Store
+
+    store = Store(tmp_path / "run")
+    assert [j["kind"] for j in store.jobs() if j["status"] == "done"] == ["extract"], "the first dataset was kept"
+    assert list((tmp_path / "run" / "artifacts" / "claims").iterdir()), "the killed worker's claim is left behind"
+    resumed = run(tmp_path / "run", kill=False)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "extractions 2" in resumed.stdout, "only the two missing datasets were extracted"
+    assert ProbeResults(tmp_path / "run").read_run()["jobs"] == {"ran": 9, "reused": 1}  # 3 extract, 6 fit, 1 score
+    fresh = run(tmp_path / "fresh", kill=False)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    columns = ["algorithm", "layer", "trained_on", "evaluated_on", "split", "metric"]
+    a = ProbeResults(tmp_path / "run").frame().sort_values(columns).reset_index(drop=True)
+    b = ProbeResults(tmp_path / "fresh").frame().sort_values(columns).reset_index(drop=True)
+    assert len(a) and a.equals(b), "the resumed run's table equals an uninterrupted run's"
+
+
+def test_cross_model_probes_run_as_jobs_and_resume(tiny_loaded, tmp_path, monkeypatch):
+    from tests.tiny_models import TinyLoaded
+    from transferlab.probes.spec import CrossModelConfig
+
+    other = TinyLoaded(seed=1)
+    other.name, other.identity = "tiny-llama-b", "tiny-llama-b@test"
+    cfg = config(tmp_path / "run", algorithms=("dim", "lr"),
+                 cross_model=CrossModelConfig(models=("tiny-llama-b",), neutral_texts=200))
+    root = run_probe_study(cfg, loaded=[tiny_loaded, other])
+    cross = ProbeResults(root).frame("probe_cross_model")
+    pairs = set(zip(cross.source_model, cross.model))
+    assert pairs == {(a, b) for a in ("tiny-llama", "tiny-llama-b") for b in ("tiny-llama", "tiny-llama-b")}
+    native = ProbeResults(root).frame(model="tiny-llama", split="validation", metric="acc")
+    diagonal = cross[(cross.model == "tiny-llama") & (cross.source_model == "tiny-llama") & (cross.split == "validation")]
+    same = native.merge(diagonal, on=["algorithm", "layer", "trained_on", "evaluated_on"], suffixes=("", "_x"))
+    assert len(same) and (same.value == same.value_x).all(), "the diagonal is the native probe"
+    assert ProbeResults(root).read_run()["cross_model"]["models"] == ["tiny-llama", "tiny-llama-b"]
+    monkeypatch.setattr(protocol, "fit_one", lambda *a, **k: pytest.fail("refitted after a finished run"))
+    run_probe_study(cfg, loaded=[tiny_loaded, other])
+    assert ProbeResults(root).read_run()["jobs"]["ran"] == 0
+
+
+PROBE_SPEC = """\
+study: probes
+name: two-workers
+model: smollm2-135m
+datasets: [cities, larger_than]
+algorithms: [dim, lr]
+layers: "every:10"
+limit: 8
+resamples: 50
+report: false
+output: {output}
+"""
+
+
+@pytest.mark.integration
+def test_two_workers_on_one_probe_spec_run_each_job_once(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    spec = tmp_path / "probes.yaml"
+    spec.write_text(PROBE_SPEC.format(output=tmp_path / "run"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [str(Path(sys.executable).parent / "transferlab"), "run", str(spec)]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)
+    ran = [re.search(r"ran (\d+) jobs, reused (\d+)", out) for out in outputs]
+    assert all(ran), "\n".join(outputs)[-2000:]
+    total = 2 + 4 + 1  # 2 extractions, 2 x 2 fits, 1 scoring
+    assert sum(int(m.group(1)) for m in ran) == total, outputs
+    assert all(int(m.group(1)) + int(m.group(2)) == total for m in ran)
+    assert not list((tmp_path / "run" / "artifacts" / "claims").iterdir()), "every claim is released"

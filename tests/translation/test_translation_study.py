@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from translation_helpers import write_toy_tasks
 
-from transferlab.transfer.spec import SpecError
+from transferlab.engine.spec import SpecError
 from transferlab.engine.store import Store
 from transferlab.translation.spec import parse_translation_spec
 from transferlab.translation.study import run_spec

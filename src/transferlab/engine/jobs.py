@@ -11,6 +11,7 @@ its kind first runs, so a worker imports only what it runs.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 from collections.abc import Callable
@@ -47,16 +48,27 @@ class Job:
 
 @dataclass
 class Runtime:
-    """What a worker holds while running jobs: the store and the models it has loaded (once each)."""
+    """What a worker holds while running jobs: the store, the models it has loaded (once each)
+    and a memo that consecutive jobs share (e.g. one dataset's activations for all its fits)."""
 
     store: Store
     device: str = "auto"
     dtype: str = "auto"
     bootstrap: int = 1000
     loaded: dict[str, models.LoadedModel] = field(default_factory=dict)
-    memo: dict[str, Any] = field(default_factory=dict)  # what consecutive jobs share (e.g. one dataset's activations)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
-    def model(self, name: str) -> models.LoadedModel:
+    def __post_init__(self) -> None:
+        self.given = set(self.loaded)  # models the caller loaded: never released, they cannot be reloaded by name
+
+    def model(self, name: str, alone: bool = False) -> models.LoadedModel:
+        """The model `name`, loaded on first use. `alone` first releases the other models this
+        runtime loaded itself, for jobs that go through models one after another (probe extraction)."""
+        released = [n for n in self.loaded if alone and n != name and n not in self.given]
+        for other in released:
+            del self.loaded[other]
+        if released:
+            gc.collect()
         if name not in self.loaded:
             self.loaded[name] = models.load(name, device=self.device, dtype=self.dtype)
         return self.loaded[name]

@@ -18,7 +18,9 @@ HumanEval's unit tests (in the sandbox). Each step, written out top to bottom:
    model with the adapter disabled;
 5. AdamW step with warm-up then cosine decay (the schedule of `learn/sft.py`).
 
-The adapter is saved as a PEFT directory only when training ends without divergence.
+Steps 2-3 (sampling, rewards, advantages) live in `learn/rollouts.py`; this module holds
+the config, the loss and the loop. The adapter is saved as a PEFT directory only when
+training ends without divergence.
 
     from transferlab import models
     from transferlab.learn import grpo
@@ -41,9 +43,9 @@ import torch
 
 from transferlab import adapters
 from transferlab.errors import TransferlabError
-from transferlab.evaluate import _left_padded, cut_at_stop
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
+from transferlab.learn.rollouts import Rollout, sample_groups, score_groups, set_advantages
 from transferlab.learn.sft import DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
@@ -87,128 +89,6 @@ class GRPOConfig(LoraAdapterSettings):
         if not 0 <= self.warmup_ratio < 1 or self.max_new_tokens < 0 or self.max_prompt_len < 8:
             raise TransferlabError("warmup_ratio must be in [0, 1), max_new_tokens >= 0 and max_prompt_len >= 8")
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
-
-
-
-@dataclass
-class Rollout:
-    """One sampled completion: its tokens (through the stopping token), its text and reward."""
-
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    text: str  # decoded and cut at the first stop sequence: what the scorer sees
-    reward: float = 0.0
-    advantage: float = 0.0
-
-
-# --- sampling ---------------------------------------------------------------------------
-
-def _stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
-    """End-of-turn ids: the tokenizer's eos and any the model's generation config adds."""
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if extra is not None:
-        ids |= set(extra) if isinstance(extra, (list, tuple)) else {extra}
-    return ids
-
-
-def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """Draw one token per row from softmax(logits / temperature), restricted to the top-p nucleus."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keeps at least the most likely token
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-
-@torch.no_grad()
-def sample_groups(model: Any, tokenizer: Any, prompts: Sequence[list[int]], group_size: int, max_new_tokens: int,
-                  temperature: float, top_p: float, stop: Sequence[str], generator: torch.Generator,
-                  task_name: str = "") -> list[list[Rollout]]:
-    """`group_size` sampled completions for each prompt, one batch, with a KV cache.
-
-    Each prompt is encoded once; its keys and values are then repeated for the group.
-    A row stops at an end-of-turn token or when its text contains a stop sequence (the
-    stopping token is kept: the policy learns to stop there).
-    """
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    ids, mask, positions = _left_padded(list(prompts), pad)
-    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(group_size)
-    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)
-    mask = mask.to(device).repeat_interleave(group_size, dim=0)
-    next_position = positions[:, -1:].to(device).repeat_interleave(group_size, dim=0) + 1
-    rows = logits.shape[0]
-    tokens = torch.full((rows, max_new_tokens), pad, dtype=torch.long)
-    lengths = [0] * rows
-    done = [False] * rows
-    eos = _stop_token_ids(model, tokenizer)
-    window = max((len(s) for s in stop), default=0) + 2  # tokens enough to hold a stop sequence that just ended
-    for t in range(max_new_tokens):
-        if not torch.isfinite(logits).all():
-            raise DivergedError(f"task {task_name!r}: the policy's logits became NaN/inf while sampling: "
-                                "lower the learning rate")
-        chosen = _next_tokens(logits, temperature, top_p, generator).cpu()
-        for r in range(rows):
-            if done[r]:
-                continue
-            tokens[r, t] = chosen[r]
-            lengths[r] = t + 1
-            if int(chosen[r]) in eos:
-                done[r] = True
-            elif stop:
-                tail = tokenizer.decode(tokens[r, max(0, t + 1 - window) : t + 1], skip_special_tokens=True)
-                done[r] = any(s in tail for s in stop)
-        if all(done) or t + 1 == max_new_tokens:
-            break
-        feed = torch.where(torch.tensor(done), torch.tensor(pad), tokens[:, t]).to(device)
-        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
-        out = model(input_ids=feed[:, None], attention_mask=mask, position_ids=next_position,
-                    past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
-        next_position = next_position + 1
-        logits = out.logits[:, -1]
-    groups: list[list[Rollout]] = []
-    for p, prompt in enumerate(prompts):
-        group = []
-        for r in range(p * group_size, (p + 1) * group_size):
-            completion = tokens[r, : lengths[r]].tolist()
-            text = cut_at_stop(tokenizer.decode(completion, skip_special_tokens=True), stop)
-            group.append(Rollout(list(prompt), completion, text))
-        groups.append(group)
-    return groups
-
-
-# --- rewards and advantages -------------------------------------------------------------
-
-def score_groups(task: Task, examples: Sequence[Example], groups: list[list[Rollout]], metric: str) -> None:
-    """Set each rollout's reward from the task's scorer (batched when the task can batch)."""
-    flat = [(e, r) for e, group in zip(examples, groups) for r in group]
-    many = getattr(task, "score_many", None)
-    rows = (many([e for e, _ in flat], [r.text for _, r in flat]) if many
-            else [task.score(e, r.text) for e, r in flat])
-    for (_, rollout), row in zip(flat, rows):
-        rollout.reward = float(row[metric])
-
-
-def set_advantages(groups: list[list[Rollout]], normalize: bool, eps: float = 1e-6) -> int:
-    """Advantage = reward - group mean (/ group std); returns how many groups had all-equal rewards."""
-    flat = 0
-    for group in groups:
-        rewards = torch.tensor([r.reward for r in group], dtype=torch.float64)
-        centred = rewards - rewards.mean()
-        if bool((rewards == rewards[0]).all()):
-            flat += 1
-            centred = torch.zeros_like(rewards)
-        elif normalize:
-            centred = centred / (rewards.std(unbiased=False) + eps)
-        for rollout, a in zip(group, centred.tolist()):
-            rollout.advantage = a
-    return flat
 
 
 # --- the policy loss --------------------------------------------------------------------

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from transferlab.learn import grpo as rl
+from transferlab.learn.rollouts import Rollout, score_groups, set_advantages
 from transferlab.errors import TransferlabError, missing_package
 from transferlab.evaluate import cut_at_stop
 from transferlab.tasks.base import Example, Task
@@ -275,11 +276,11 @@ class TinkerTrainer:
                         raise TransferlabError("the Tinker sampler returned no log-probabilities: update the "
                                                f"SDK ({INSTALL})")
                     text = cut_at_stop(tokenizer.decode(seq.tokens, skip_special_tokens=True), task.stop)
-                    group.append(rl.Rollout(prompts[i], list(seq.tokens), text))
+                    group.append(Rollout(prompts[i], list(seq.tokens), text))
                     sampled_logprobs.append(list(seq.logprobs))
                 groups.append(group)
-            rl.score_groups(task, [examples[i] for i in picked], groups, metric)
-            flat = rl.set_advantages(groups, config.normalize_advantages)
+            score_groups(task, [examples[i] for i in picked], groups, metric)
+            flat = set_advantages(groups, config.normalize_advantages)
             flat_groups += flat
             rollouts = [r for group in groups for r in group]
             n_tokens = sum(len(r.completion_ids) for r in rollouts)

@@ -73,7 +73,8 @@ def probes_run(
         threads: int = typer.Option(0, help="torch CPU threads (0 = torch's default)."),
         no_report: bool = typer.Option(False, help="Skip drawing the report.")) -> None:
     """Extract activations, fit every probe on every dataset and score it on every other one."""
-    from transferlab.probes.study import CrossModelConfig, ProbeStudyConfig, run_probe_study
+    from transferlab.probes.spec import CrossModelConfig, ProbeStudyConfig
+    from transferlab.probes.study import run_probe_study
 
     _threads(threads)
     cross = None

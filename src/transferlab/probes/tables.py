@@ -1,0 +1,138 @@
+"""The numbers of the probe report: derived tables, best-probe choices and the headline, from the table alone.
+
+`Tables` turns the tidy probes table into generalisation scores per probe (validation) and
+their hparams twins used for every choice, plus the cross-dataset matrix; `headline` and
+`cross_model_tables` are the summary numbers. Kept apart from `figures` (which only draws)
+and `report` (which writes the files) so every number has one definition that both share.
+
+Definitions:
+- a probe is (algorithm, trained_on, layer); its generalisation score is its mean recovered
+  accuracy over every other dataset (validation split);
+- "best" probes are always chosen on the hparams split (the same score computed from
+  hparams accuracies), then reported on validation, so no selection sees validation data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from transferlab.errors import TransferlabError
+
+PROBE = ["algorithm", "trained_on", "layer"]
+THRESHOLD = 0.8
+
+
+class Tables:
+    """The derived tables every figure draws from, computed once from the probes table."""
+
+    def __init__(self, frame: Any, model: str):
+        own = frame[(frame.model == model) & (frame.source_model == model)]
+        if own.empty:
+            raise TransferlabError(f"the run holds no probe results for {model}")
+        self.model = model
+        val = own[own.split == "validation"]
+        self.acc = val[val.metric == "acc"]
+        self.recovered = val[val.metric == "recovered"]
+        hp = own[(own.split == "hparams") & (own.metric == "acc")]
+        # hparams recovered accuracy, for choosing probes without touching validation
+        own_hp = hp[hp.trained_on == hp.evaluated_on]
+        top_h = own_hp.groupby("evaluated_on").value.max()
+        # only datasets with a recovered accuracy (a best probe above chance) count in selections
+        hp = hp[hp.evaluated_on.isin(top_h.index) & hp.evaluated_on.isin(set(self.recovered.evaluated_on))].copy()
+        hp["recovered"] = (hp.value / hp.evaluated_on.map(top_h).clip(lower=1e-12)).clip(0, 1)
+        self.hp = hp
+        self.datasets = sorted(set(self.acc.evaluated_on) | set(self.acc.trained_on))
+        cross = self.recovered[self.recovered.trained_on != self.recovered.evaluated_on]
+        self.cells = cross
+        self.score = cross.groupby(PROBE).value.mean().rename("score")  # generalisation score per probe
+        self.hp_score = hp[hp.trained_on != hp.evaluated_on].groupby(PROBE).recovered.mean().rename("hp_score")
+        self.probes = self.score.to_frame().join(self.hp_score, how="left").reset_index()
+
+    def best(self, by: str | None = None, frame: Any = None) -> Any:
+        """The probe with the highest hparams score (per `by` group), with its validation score."""
+        probes = self.probes if frame is None else frame
+        probes = probes.dropna(subset=["hp_score"])
+        if probes.empty:
+            return probes
+        if by is None:
+            return probes.loc[[probes.hp_score.idxmax()]]
+        return probes.loc[probes.groupby(by).hp_score.idxmax()]
+
+    def in_distribution(self) -> Any:
+        a = self.acc
+        return a[a.trained_on == a.evaluated_on]
+
+    def matrix(self, datasets: list[str] | None = None, algorithms: list[str] | None = None) -> Any:
+        """Recovered accuracy, rows = trained on, columns = evaluated on, of each row's best probe.
+
+        The probe of a row is chosen by its mean hparams recovered accuracy over the matrix's
+        other datasets.
+        """
+        names = datasets or self.datasets
+        hp = self.hp[self.hp.trained_on.isin(names) & self.hp.evaluated_on.isin(names)]
+        if algorithms:
+            hp = hp[hp.algorithm.isin(algorithms)]
+        off = hp[hp.trained_on != hp.evaluated_on]
+        if off.empty:
+            off = hp
+        choice = off.groupby(PROBE).recovered.mean().reset_index()
+        picked = choice.loc[choice.groupby("trained_on").recovered.idxmax()] if not choice.empty else choice
+        rec = self.recovered.merge(picked[PROBE], on=PROBE)
+        rec = rec[rec.evaluated_on.isin(names)]
+        table = rec.pivot_table(index="trained_on", columns="evaluated_on", values="value")
+        rows = [n for n in names if n in table.index]
+        cols = [n for n in names if n in table.columns]
+        return table.loc[rows, cols], picked.set_index("trained_on")
+
+
+def from_and_to(matrix: Any) -> Any:
+    import pandas as pd
+
+    off = matrix.copy()
+    for d in off.index:
+        if d in off.columns:
+            off.loc[d, d] = np.nan
+    return pd.DataFrame({"from": off.mean(axis=1), "to": off.mean(axis=0)})
+
+
+# ---- cross-model table -----------------------------------------------------------------------------
+def cross_model_tables(frame: Any) -> tuple[Any, Any] | None:
+    """(Model x Trained on matrix, per-dataset detail) from the cross-model table.
+
+    For each (model, trained-on model, dataset, algorithm) the layer is chosen on the hparams
+    split; the cell is the mean validation accuracy over datasets and algorithms.
+    """
+    if frame.empty or (frame.model == frame.source_model).all():
+        return None
+    acc = frame[(frame.metric == "acc") & (frame.trained_on == frame.evaluated_on)]
+    keys = ["model", "source_model", "evaluated_on", "algorithm"]
+    hp = acc[acc.split == "hparams"]
+    val = acc[acc.split == "validation"]
+    chosen = hp.loc[hp.groupby(keys).value.idxmax(), [*keys, "layer"]]
+    picked = val.merge(chosen, on=[*keys, "layer"])
+    matrix = picked.pivot_table(index="model", columns="source_model", values="value", aggfunc="mean")
+    detail = picked.pivot_table(index=["evaluated_on", "algorithm"], columns=["model", "source_model"], values="value")
+    return matrix, detail
+
+
+def headline(t: Tables) -> dict[str, Any]:
+    """The three numbers of seed 003's table, for this run (random baseline excluded, shown apart)."""
+    real = t.probes[t.probes.algorithm != "random"]
+    cells = t.cells[t.cells.algorithm != "random"]
+    rand = t.probes[t.probes.algorithm == "random"]
+    best = t.best(frame=real)
+    out = {
+        "mean_recovered": float(cells.value.mean()) if len(cells) else float("nan"),
+        "share_above_80": float((real.score > THRESHOLD).mean()) if len(real) else float("nan"),
+        "cells_above_80": float((cells.value > THRESHOLD).mean()) if len(cells) else float("nan"),
+        "random_mean_recovered": float(rand.score.mean()) if len(rand) else float("nan"),
+        "probes": int(len(real)),
+        "cells": int(len(cells)),
+    }
+    if len(best):
+        b = best.iloc[0]
+        out["best"] = {"algorithm": b.algorithm, "trained_on": b.trained_on, "layer": int(b.layer),
+                       "score": float(b.score), "hp_score": float(b.hp_score)}
+    return out

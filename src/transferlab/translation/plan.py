@@ -1,0 +1,165 @@
+"""Plan a translation study: audit the tasks, key the anchors, every translation and every
+evaluation the experiments need, and estimate what it will cost.
+
+Phase 1 jobs train the anchor adapters on both models and evaluate base_Y and the oracles;
+phase 2 jobs translate (fit a method on its anchors, predict the held-out task's adapter for
+model Y) and evaluate the translated adapters. Every key is a hash of what determines it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transferlab import models
+from transferlab.engine.audit import audit_tasks
+from transferlab.engine.jobs import Job
+from transferlab.errors import TransferlabError
+from transferlab.tasks import get_task, stable_hash
+from transferlab.translation import jobs as translation_jobs
+from transferlab.translation.anchors import Anchor, anchor_set
+from transferlab.translation.experiments import Translation, plan_translations
+from transferlab.translation.spec import TranslationSpec
+
+VERSION = 1  # bump when a translator's output changes for the same inputs: it is part of every key
+# Rough CPU cost, measured on the shared 2-core machine (fp32, one thread): seconds per parameter
+# for one training example-step, and per parameter and character of an evaluated example
+# (its prompt plus four times its choices: continuations cost more than context). Only the
+# dry run's estimate uses them.
+TRAIN_S_PER_PARAM = 4e-9
+EVAL_S_PER_PARAM_CHAR = 8e-12
+
+
+@dataclass
+class StudyPlan:
+    """Everything the study will do, with the store key of each output."""
+
+    spec: TranslationSpec
+    tasks: list[str]
+    fingerprints: dict[str, str]
+    audit: dict[str, str]
+    identity: dict[str, str]  # "x"/"y" -> model identity
+    anchors: dict[str, dict[str, Anchor]]  # "x"/"y" -> task -> anchor
+    translations: list[Translation] = field(default_factory=list)
+    keys: dict[Translation, str] = field(default_factory=dict)
+
+    def model(self, side: str) -> str:
+        return self.spec.model_x if side == "x" else self.spec.model_y
+
+    def eval_key(self, side: str, task: str, adapter: str | None) -> str:
+        """The same key the transfer study uses for an evaluation, so stores can be shared."""
+        b = self.spec.budgets
+        return stable_hash("evaluate", self.identity[side], adapter, self.fingerprints[task], self.spec.eval_split,
+                           b.eval_examples, b.max_new_tokens)
+
+    def eval_job(self, side: str, task: str, adapter: str | None, learner: str, condition: str, label: str) -> Job:
+        b = self.spec.budgets
+        params = {"model": self.model(side), "task": task, "split": self.spec.eval_split,
+                  "eval_examples": b.eval_examples, "max_new_tokens": b.max_new_tokens,
+                  "batch_size": b.eval_batch_size, "seed": self.spec.seed, "adapter": adapter, "learner": learner,
+                  "trained_on": task if adapter else None, "condition": condition}
+        return Job("evaluate", self.eval_key(side, task, adapter), params, deps=(adapter,) if adapter else (),
+                   label=label)
+
+    def matrix_tasks(self) -> list[str]:
+        m = self.spec.matrix
+        return [t for t in (m.tasks or self.tasks) if t in self.tasks] if m else []
+
+    def first_jobs(self) -> list[Job]:
+        """Per task: both anchor trainings, base_Y and the oracle (so oracle gains show early);
+        then model X's evaluations for the matrix."""
+        jobs = []
+        for t in self.tasks:
+            jobs += [self.anchors["x"][t].job, self.anchors["y"][t].job]
+            jobs.append(self.eval_job("y", t, None, "-", "baseline", f"eval base {self.spec.model_y} on {t}"))
+            jobs.append(self.eval_job("y", t, self.anchors["y"][t].key, "oracle", "oracle",
+                                      f"eval oracle {self.spec.model_y} adapter on {t}"))
+        for t in self.matrix_tasks():
+            jobs.append(self.eval_job("x", t, None, "-", "baseline", f"eval base {self.spec.model_x} on {t}"))
+            jobs.append(self.eval_job("x", t, self.anchors["x"][t].key, "oracle", "oracle",
+                                      f"eval {self.spec.model_x} adapter on {t}"))
+        return list({j.key: j for j in jobs}.values())
+
+    def translate_jobs(self) -> list[Job]:
+        """One `translate` job per distinct translation key."""
+        anchor_keys = {side: {t: a.key for t, a in self.anchors[side].items()} for side in ("x", "y")}
+        sides = {"x": self.spec.model_x, "y": self.spec.model_y}
+        jobs = [translation_jobs.translate_job(self.keys[tr], tr, sides, anchor_keys) for tr in self.translations]
+        return list({j.key: j for j in jobs}.values())
+
+    def translated_jobs(self, failed: dict[str, str]) -> list[Job]:
+        jobs = []
+        for tr in self.translations:
+            key = self.keys[tr]
+            if tr.evaluate and key not in failed:
+                jobs.append(self.eval_job(tr.target, tr.held_out, key, tr.label, "translated",
+                                          f"eval {tr.label} on {tr.held_out} ({self.model(tr.target)})"))
+        return list({j.key: j for j in jobs}.values())
+
+
+def make_plan(spec: TranslationSpec, tasks: list[str] | None = None) -> StudyPlan:
+    """Audit the tasks, key the anchors and every translation the experiments need."""
+    fingerprints, audit = audit_tasks(spec.tasks, spec.eval_split)
+    for t in spec.tasks:
+        if t in fingerprints and not get_task(t).examples("train"):
+            audit[t] = "no train examples: an anchor needs training data"
+    chosen = [t for t in (tasks or spec.tasks) if t in fingerprints and t not in audit]
+    if len(chosen) < 4:
+        raise TransferlabError(f"only {len(chosen)} anchor tasks loaded ({', '.join(chosen) or 'none'}): "
+                               "leave-one-task-out needs at least 4; see the audit for the others")
+    identity = {side: models.model_identity(models.resolve(name))
+                for side, name in (("x", spec.model_x), ("y", spec.model_y))}
+    anchors = {side: anchor_set(name, identity[side], chosen, fingerprints, dataclasses.replace(spec.anchor, seed=spec.seed),
+                                spec.budgets.train_examples)
+               for side, name in (("x", spec.model_x), ("y", spec.model_y))}
+    plan = StudyPlan(spec, chosen, fingerprints, audit, identity, anchors)
+    plan.translations = plan_translations(spec, chosen)
+    for tr in plan.translations:
+        src, dst = tr.source, tr.target
+        plan.keys[tr] = stable_hash("translate", VERSION, tr.method, tr.params, [anchors[src][t].key for t in tr.anchors],
+                                    [anchors[dst][t].key for t in tr.anchors], anchors[src][tr.held_out].key,
+                                    identity[dst])
+    return plan
+
+
+def estimate_seconds(plan: StudyPlan) -> dict[str, float]:
+    """A rough CPU estimate of each phase, from parameter counts (read from the config, no weights loaded)."""
+    spec = plan.spec
+    params = {side: _parameter_count(plan.model(side)) for side in ("x", "y")}
+    config = spec.anchor
+    steps = config.steps or max(1, int(config.epochs * spec.budgets.train_examples / config.batch_size))
+    train = sum(len(plan.anchors[s]) * steps * config.batch_size * params[s] * TRAIN_S_PER_PARAM for s in ("x", "y"))
+    requests = {}  # characters scored per evaluation of each task
+    for t in plan.tasks:
+        examples = get_task(t).examples(spec.eval_split)[: spec.budgets.eval_examples or None]
+        requests[t] = sum(len(e.prompt) + 4 * sum(len(c) for c in e.choices) for e in examples)
+    evals = {"first": 0.0, "translated": 0.0}
+    for job in plan.first_jobs():
+        if job.kind == "evaluate":
+            side = "x" if job.params["model"] == spec.model_x else "y"
+            evals["first"] += requests[job.params["task"]] * params[side] * EVAL_S_PER_PARAM_CHAR
+    for job in plan.translated_jobs({}):
+        side = "x" if job.params["model"] == spec.model_x else "y"
+        evals["translated"] += requests[job.params["task"]] * params[side] * EVAL_S_PER_PARAM_CHAR
+    return {"train": train, "evaluate": evals["first"] + evals["translated"], "translate": 2.0 * len(plan.keys)}
+
+
+def _parameter_count(name: str) -> float:
+    ref = models.resolve(name)
+    where = Path(models.model_dir(ref))
+    size = sum(f.stat().st_size for f in where.glob("*.safetensors"))
+    return size / 4 if size else 1e8  # fp32 checkpoints; a hub id without a local copy gets a guess
+
+
+def describe(plan: StudyPlan) -> str:
+    first = plan.first_jobs()
+    trainings = sum(j.kind == "train" for j in first)
+    by_experiment: dict[str, int] = {}
+    for tr in plan.translations:
+        by_experiment[tr.experiment] = by_experiment.get(tr.experiment, 0) + 1
+    translated = len(plan.translated_jobs({}))
+    return (f"{len(plan.tasks)} anchor tasks over {len(plan.spec.domains)} domains; {trainings} anchor trainings "
+            f"({plan.spec.model_x} and {plan.spec.model_y}), {len(first) - trainings} base/oracle evaluations, "
+            f"{len(set(plan.keys.values()))} translations ("
+            + ", ".join(f"{k} {v}" for k, v in by_experiment.items()) + f"), {translated} translated evaluations")
