@@ -4,10 +4,11 @@
 
 Four rules, over every import in `src/transferlab` (module level and inside functions alike):
 1. no import circle;
-2. a study package (`transfer`, `probes`, `translation`) imports no other study;
-3. nothing outside the studies imports a study, except the command line (`cli`, `__main__`),
-   which is the top of the tree; `engine.studies` names the study runners as strings and
-   imports them only when a spec asks for one;
+2. imports point down the layers only: the command line (`cli`, `__main__`) -> a study
+   (`transfer`, `probes`, `translation`) -> `engine` -> `learn` -> the shared modules
+   (everything else); `engine.studies` names the study runners as strings and imports them
+   only when a spec asks for one;
+3. a study imports no other study;
 4. no module is over 400 lines.
 
 An import of `a.b.c` counts as an edge to `a.b.c` only (not to the packages `a` and `a.b`
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "transferlab"
 STUDIES = ("transfer", "probes", "translation")
 TOP = ("cli", "__main__")  # the command line may import every study
+LAYERS = ("shared", "learn", "engine", "study", "top")  # a module may import its own layer and those before it
 MAX_LINES = 400
 
 
@@ -129,6 +131,15 @@ def study_of(name: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in STUDIES else None
 
 
+def layer_of(name: str) -> str:
+    part = name.split(".")[1] if "." in name else ""
+    if part in TOP:
+        return "top"
+    if part in STUDIES:
+        return "study"
+    return part if part in ("learn", "engine") else "shared"
+
+
 def problems(root: Path = ROOT) -> list[str]:
     known = modules(root)
     edges = graph(known)
@@ -137,16 +148,14 @@ def problems(root: Path = ROOT) -> list[str]:
         out.append("import circle: " + " -> ".join(component))
     for source, targets in sorted(edges.items()):
         mine = study_of(source)
-        top = source.split(".")[1:2] and source.split(".")[1] in TOP
         for target, line in sorted(targets.items()):
-            theirs = study_of(target)
-            if theirs is None or theirs == mine:
-                continue
             where = f"{known[source].path.relative_to(root.parent)}:{line}"
-            if mine is not None:
+            theirs = study_of(target)
+            if mine is not None and theirs is not None and theirs != mine:
                 out.append(f"{where}: study {mine!r} imports study {theirs!r} ({target})")
-            elif not top:
-                out.append(f"{where}: {source} imports the study module {target}: shared code must not")
+            elif LAYERS.index(layer_of(target)) > LAYERS.index(layer_of(source)):
+                out.append(f"{where}: {source} ({layer_of(source)}) imports {target} ({layer_of(target)}): "
+                           "imports point down the layers only")
     for module in known.values():
         lines = len(module.path.read_text().splitlines())
         if lines > MAX_LINES:
@@ -160,8 +169,8 @@ def main() -> int:
     for problem in found:
         print(problem)
     count = len(modules())
-    print(f"{count} modules: " + (f"{len(found)} problems" if found else "no circle, no cross-study import, "
-                                  f"none over {MAX_LINES} lines"))
+    print(f"{count} modules: " + (f"{len(found)} problems" if found else "no circle, every import points down "
+                                  f"the layers, no cross-study import, none over {MAX_LINES} lines"))
     return 1 if found else 0
 
 

@@ -63,8 +63,11 @@ def _mean_tokens(task_name: str, split: str, with_target: bool) -> float:
 
 
 def job_work(job: Job) -> float:
-    """Seconds the job takes at the default rates on the reference model and CPU."""
+    """Seconds the job takes at the default rates on the reference model and CPU (train and
+    evaluate jobs; other kinds are not estimated yet and count as 0)."""
     p = job.params
+    if job.kind not in ("train", "evaluate"):
+        return 0.0
     if job.kind == "train" and p["train"].get("method") == "grpo":
         # Per step: sample a group per prompt (decoding dominates), then one update over them.
         train = p["train"]

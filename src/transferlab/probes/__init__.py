@@ -11,6 +11,10 @@ Modules, one concept each:
 - `tables`: the report's numbers from that table alone (scores, best probes, matrices, headline);
 - `figures`: the report's figures, one drawing function each;
 - `report`: which figures a run gets, and summary.md;
-- `cross_model`: probes carried from one model to another through a linear map;
-- `study` / `cli`: the whole study from flags or a spec, resumable.
+- `cross_model`: probes carried from one model to another through a linear map (its parts);
+- `spec`: the study's config, from a spec file or the CLI's flags;
+- `plan`: the study as engine jobs (extract, fit, score, map, cross), each keyed by what determines it;
+- `jobs`: the handlers of those job kinds;
+- `summarise`: the finished artifacts into the tidy tables;
+- `study` / `cli`: the whole study from flags or a spec, through the engine's executor, resumable.
 """

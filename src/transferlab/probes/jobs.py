@@ -67,7 +67,15 @@ def _write_rows(rt: Runtime, kind: str, key: str, meta: dict[str, Any], **tables
             (out / f"{name}.json").write_text(json.dumps(value))
 
 
-# ---- handlers -------------------------------------------------------------------------------------
+# ---- jobs and handlers ---------------------------------------------------------------------------
+def extract_job(model: Any, dataset: Any, spec: dict[str, Any], layers: list[int], config: Any) -> Job:
+    """The job that extracts one dataset's activations on one model (`model`: a plan.ModelInfo)."""
+    key = activations.activation_key(model.identity, dataset.fingerprint(), layers, config.position)
+    params = {"model": model.name, "dataset": spec, "fingerprint": dataset.fingerprint(), "layers": layers,
+              "position": config.position, "batch_size": config.batch_size, "rows": len(dataset.rows)}
+    return Job("extract", key, params, label=f"activations {model.name} / {dataset.name}")
+
+
 def run_extract(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     """Every requested layer's residual stream of one dataset, in one batched pass."""
     p = job.params

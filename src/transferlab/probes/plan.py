@@ -21,10 +21,10 @@ from typing import Any
 from transferlab import models
 from transferlab.engine.jobs import Job
 from transferlab.errors import TransferlabError
-from transferlab.probes import jobs as probe_jobs
-from transferlab.probes.activations import activation_key, num_layers, resolve_layers
+from transferlab.probes.activations import num_layers, resolve_layers
 from transferlab.probes.cross_model import matched_layers, neutral_texts
 from transferlab.probes.datasets import load_dataset
+from transferlab.probes.jobs import extract_job
 from transferlab.probes.spec import ProbeStudyConfig
 from transferlab.tasks.base import stable_hash
 
@@ -100,14 +100,6 @@ def load_datasets(config: ProbeStudyConfig, names: tuple[str, ...],
             if say:
                 say(f"[yellow]skipping dataset {name}:[/] {err}")
     return loaded, audit
-
-
-def extract_job(model: ModelInfo, dataset: Any, spec: dict[str, Any], layers: list[int],
-                config: ProbeStudyConfig) -> Job:
-    key = activation_key(model.identity, dataset.fingerprint(), layers, config.position)
-    params = {"model": model.name, "dataset": spec, "fingerprint": dataset.fingerprint(), "layers": layers,
-              "position": config.position, "batch_size": config.batch_size, "rows": len(dataset.rows)}
-    return Job("extract", key, params, label=f"activations {model.name} / {dataset.name}")
 
 
 def plan_probes(config: ProbeStudyConfig, loaded: dict[str, Any] | None = None, say: Any = None) -> ProbePlan:
@@ -205,5 +197,3 @@ def _plan_cross(plan: ProbePlan, loaded: dict[str, Any], say: Any) -> CrossPlan:
             out.pairs.append((source, target, key))
     return out
 
-
-_ = probe_jobs  # importing the module registers the probe study's job kinds

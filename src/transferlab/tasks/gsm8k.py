@@ -8,8 +8,10 @@ language) into train, dev or test, so a model never trains on a test problem in 
 language. Dev and test are the original questions; train is made of fresh variants
 generated from the train templates, so training data is plentiful without leaking.
 
-The templates themselves (safe expression evaluation, sampling, rendering) are handled
-by `gsm_templates`; this module is the task: languages, loading, splits and scoring.
+The templates themselves are handled by `gsm_templates` (syntax and parsing),
+`gsm_expressions` (safe expression evaluation), `gsm_template_functions` (what templates may
+call and sample) and `gsm_variants` (rendering variants); this module is the task:
+languages, loading, splits and scoring.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 `features` turns adapters into symmetry-respecting features, `translators` holds the
 methods, `anchors` trains the anchor adapters on both models, `protocol` runs
 leave-one-task-out, `experiments` the three experiments and the cross-model matrix,
-`report` writes the Markdown, `figures` its PNGs, `points` the rows experiment 2's and 3's
-tables and figures share, and `study` is `transferlab run` for `study: translation` specs.
+`plan` keys every anchor, translation and evaluation as engine jobs, `jobs` holds the
+`translate` job kind, `summarise` turns the artifacts into tables, `report` writes the
+Markdown, `figures` its PNGs, `points` the rows experiment 2's and 3's tables and figures
+share, and `study` is `transferlab run` for `study: translation` specs.
 """

@@ -1,8 +1,8 @@
 """Anchor adapters: one LoRA per (model, anchor task), trained once with the same recipe on
 model X and model Y, stored in the content-addressed store and reused by every experiment.
 
-Training goes through the existing job machinery (`transferlab.engine.jobs.run_train` via the
-local executor). An anchor's key is a hash of the model identity, the task's fingerprint,
+Training goes through the existing job machinery (the `train` job kind of `engine.adapter_jobs`, run
+by the engine's executor). An anchor's key is a hash of the model identity, the task's fingerprint,
 the recipe and the number of training examples, so every experiment, and every later run
 with the same output directory, reuses it.
 """

@@ -67,7 +67,7 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
     translated = {job.key for job in translations}
     built = len(translated & set(second.done))
     evaluated = [k for k in second.done if k not in translated]
-    from transferlab.translation.summary import summarise
+    from transferlab.translation.summarise import summarise
 
     _write_layout(plan, store, output)
     summarise(plan, store, output, failed)
