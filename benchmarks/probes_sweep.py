@@ -4,7 +4,8 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/probes_sweep.py --algorithms dim,lda,lr,lr-g,pca,pca-g,lat,ccs,random
 
 Both sides use identical activations (smollm2-135m, every layer, from the store: extracted
-once if missing) and one thread. Ours: `protocol.fit_bank` + `protocol.score_bank` (closed
+once if missing) and one thread. Ours: `protocol.fit_bank` + `protocol.score_bank` (the same `fit_or_skip` the study's
+fit jobs call; closed
 forms batched over layers, LDA by Woodbury in n x n, PCA from the n x n Gram matrix, LR by
 batched dual Newton, every probe on every dataset as one matrix product). Reference: what a
 user would write: for each (dataset, algorithm, layer) one scikit-learn fit

@@ -171,7 +171,8 @@ def test_a_probe_run_killed_mid_extraction_resumes_through_the_job_engine(tmp_pa
     resumed = run(tmp_path / "run", kill=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "extractions 2" in resumed.stdout, "only the two missing datasets were extracted"
-    assert ProbeResults(tmp_path / "run").read_run()["jobs"] == {"ran": 9, "reused": 1}  # 3 extract, 6 fit, 1 score
+    jobs = ProbeResults(tmp_path / "run").read_run()["jobs"]
+    assert (jobs["ran"], jobs["reused"], jobs["failed"]) == (9, 1, 0)  # 3 extract, 6 fit, 1 score
     fresh = run(tmp_path / "fresh", kill=False)
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     columns = ["algorithm", "layer", "trained_on", "evaluated_on", "split", "metric"]
@@ -237,3 +238,25 @@ def test_two_workers_on_one_probe_spec_run_each_job_once(tmp_path):
     assert sum(int(m.group(1)) for m in ran) == total, outputs
     assert all(int(m.group(1)) + int(m.group(2)) == total for m in ran)
     assert not list((tmp_path / "run" / "artifacts" / "claims").iterdir()), "every claim is released"
+
+
+def test_a_failed_cross_model_job_keeps_the_study_table_and_names_the_job(tiny_loaded, tmp_path, monkeypatch):
+    from tests.tiny_models import TinyLoaded
+    from transferlab.probes import jobs
+    from transferlab.probes.spec import CrossModelConfig
+
+    other = TinyLoaded(seed=1)
+    other.name, other.identity = "tiny-llama-b", "tiny-llama-b@test"
+
+    def broken(*args, **kwargs):
+        raise TransferlabError("the map could not be fitted")
+
+    monkeypatch.setattr(jobs, "fit_ridge_maps", broken)
+    cfg = config(tmp_path / "run", algorithms=("dim",),
+                 cross_model=CrossModelConfig(models=("tiny-llama-b",), neutral_texts=200))
+    with pytest.raises(TransferlabError, match=r"probe job 'map .*' failed: the map could not be fitted \(and 1 more\)"):
+        run_probe_study(cfg, loaded=[tiny_loaded, other])
+    results = ProbeResults(tmp_path / "run")
+    assert len(results.frame()) > 0, "the finished scoring is written"
+    assert set(results.frame("probe_cross_model").source_model) == {"tiny-llama", "tiny-llama-b"}  # the diagonals
+    assert results.read_run()["jobs"]["failed"] == 2

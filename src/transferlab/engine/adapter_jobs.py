@@ -15,6 +15,19 @@ from transferlab.engine.jobs import Job, Runtime, Tick
 from transferlab.engine.store import NONE, ResultRow
 from transferlab.errors import TransferlabError
 from transferlab.stats import bootstrap_mean
+from transferlab.tasks import stable_hash
+
+
+def train_key(identity: str, task_fingerprint: str, train_config: dict[str, Any], train_examples: int) -> str:
+    """The store key of an adapter trained on one task: every study that trains one uses this,
+    so studies sharing `artifacts:` never train the same adapter twice."""
+    return stable_hash("train", identity, task_fingerprint, train_config, train_examples)
+
+
+def evaluate_key(identity: str, adapter: str | None, task_fingerprint: str, split: str, eval_examples: int,
+                 max_new_tokens: int) -> str:
+    """The store key of an evaluation (base model when `adapter` is None), shared by every study."""
+    return stable_hash("evaluate", identity, adapter, task_fingerprint, split, eval_examples, max_new_tokens)
 
 
 def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:

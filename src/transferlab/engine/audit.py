@@ -5,10 +5,9 @@ for a matrix, not a crash).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from transferlab.engine.store import write_json
 from transferlab.errors import TransferlabError
 from transferlab.tasks import get_task
 
@@ -32,7 +31,4 @@ def audit_tasks(names: list[str], split: str, targets: set[str] | None = None) -
 
 def write_audit(output: Path, audit: dict[str, str]) -> Path:
     path = output / "audit.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"failed_tasks": audit}, indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_json(path, {"failed_tasks": audit}, indent=2)

@@ -24,6 +24,7 @@ SCORE_TOKENS_PER_S = 1500.0  # batched log-likelihood forward passes
 DECODE_STEPS_PER_S = 8.0  # greedy decoding steps of one batch (up to ~20 sequences)
 GPU_SPEEDUP = 30.0  # a rough factor for CUDA bf16 against the reference CPU
 CHARS_PER_TOKEN = 4.0
+ESTIMATED = ("train", "evaluate")  # the job kinds these rates describe
 KNOWN_PARAMETERS = {"smollm2-135m": 135e6, "gemma3-270m": 270e6}
 
 
@@ -66,7 +67,7 @@ def job_work(job: Job) -> float:
     """Seconds the job takes at the default rates on the reference model and CPU (train and
     evaluate jobs; other kinds are not estimated yet and count as 0)."""
     p = job.params
-    if job.kind not in ("train", "evaluate"):
+    if job.kind not in ESTIMATED:
         return 0.0
     if job.kind == "train" and p["train"].get("method") == "grpo":
         # Per step: sample a group per prompt (decoding dominates), then one update over them.
@@ -103,6 +104,8 @@ def estimate_plan(jobs: list[Job], store: Store | None = None, device: str = "cp
     correction, source = _calibration(jobs, store)
     seconds = 0.0
     for job in pending:
+        if job.kind not in ESTIMATED:
+            continue
         scale = model_parameters(job.params["model"]) / REFERENCE_PARAMETERS
         seconds += job_work(job) * scale * correction.get(job.kind, 1.0)
     if device == "cuda":
@@ -116,7 +119,7 @@ def _calibration(jobs: list[Job], store: Store | None) -> tuple[dict[str, float]
     done = {j["key"]: j["seconds"] for j in store.jobs() if j["status"] == "done" and j["seconds"]}
     ratios: dict[str, list[float]] = {}
     for job in jobs:
-        if job.key in done:
+        if job.key in done and job.kind in ESTIMATED:
             predicted = job_work(job) * model_parameters(job.params["model"]) / REFERENCE_PARAMETERS
             if predicted > 0:
                 ratios.setdefault(job.kind, []).append(done[job.key] / predicted)

@@ -6,7 +6,8 @@ one artifact of the store, of the kind its job kind declares. A study adds the j
 it needs by `register_job_kind` (the probe study's extract, fit and score; translation's
 translate); `train` and `evaluate`, which every adapter study shares, are in
 `engine.adapter_jobs`. A handler is named as "module:function" and imported when a job of
-its kind first runs, so a worker imports only what it runs.
+its kind first runs; a study's kinds are registered by the module that holds their handlers,
+which the study's plan imports, so planning a study makes its jobs runnable.
 """
 
 from __future__ import annotations
@@ -59,18 +60,20 @@ class Runtime:
     memo: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.given = set(self.loaded)  # models the caller loaded: never released, they cannot be reloaded by name
+        self.own: set[str] = set()  # models this runtime loaded by name (others may not be reloadable)
 
     def model(self, name: str, alone: bool = False) -> models.LoadedModel:
         """The model `name`, loaded on first use. `alone` first releases the other models this
         runtime loaded itself, for jobs that go through models one after another (probe extraction)."""
-        released = [n for n in self.loaded if alone and n != name and n not in self.given]
+        released = [n for n in self.loaded if alone and n != name and n in self.own]
         for other in released:
             del self.loaded[other]
+            self.own.discard(other)
         if released:
             gc.collect()
         if name not in self.loaded:
             self.loaded[name] = models.load(name, device=self.device, dtype=self.dtype)
+            self.own.add(name)
         return self.loaded[name]
 
     def adapter_dir(self, key: str | None) -> Path | None:

@@ -70,6 +70,14 @@ def check_writable(root: Path, need_bytes: int = 50 << 20) -> None:
                                f"{need_bytes >> 20} MiB: free space or choose another directory")
 
 
+def write_json(path: Path, value: Any, **dumps: Any) -> Path:
+    """Write JSON atomically (temp file + rename): a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, **dumps))
+    os.replace(tmp, path)
+    return path
+
+
 class Store:
     """Artifacts under `root/artifacts/<kind>/<key>/` and results in `root/results.sqlite`.
 
@@ -82,6 +90,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.artifacts = Path(artifacts) if artifacts else self.root / "artifacts"
         self.db_path = self.root / "results.sqlite"
+        self._verified: dict[Path, tuple] = {}  # artifact -> its files' (size, mtime) when last hashed intact
         with self._db() as db:
             db.execute(f"""CREATE TABLE IF NOT EXISTS results (
                 model TEXT, learner TEXT, trained_on TEXT, evaluated_on TEXT, condition TEXT, seed INTEGER,
@@ -117,10 +126,16 @@ class Store:
             return False
         try:
             files = json.loads(manifest.read_text())["files"]
-            intact = all((where / name).exists() and _sha256(where / name) == digest for name, digest in files.items())
+            stats = tuple((name, (where / name).stat().st_size, (where / name).stat().st_mtime_ns) for name in files)
+            # Hash once per process: a job's inputs are checked by every job that needs them.
+            intact = self._verified.get(where) == stats or all(
+                _sha256(where / name) == digest for name, digest in files.items())
         except (ValueError, KeyError, OSError):
-            intact = False
-        if not intact:
+            intact, stats = False, ()
+        if intact:
+            self._verified[where] = stats
+        else:
+            self._verified.pop(where, None)
             shutil.rmtree(where, ignore_errors=True)
         return intact
 
@@ -183,7 +198,7 @@ class Store:
             return dict(db.execute("SELECT learner, method FROM learners").fetchall())
 
     def add_similarity(self, frame: Any) -> None:
-        """Rows of (task_a, task_b, kind, similarity), e.g. from `similarity.similarity_matrix`."""
+        """Rows of (task_a, task_b, kind, similarity), e.g. from `transfer.similarity.similarity_matrix`."""
         rows = [(r.task_a, r.task_b, r.kind, float(r.similarity)) for r in frame.itertuples()]
         with self._db() as db:
             db.executemany("INSERT OR REPLACE INTO similarity VALUES (?, ?, ?, ?)", rows)

@@ -84,7 +84,7 @@ class TrainResult:
     tokens: int  # completion tokens the loss was computed on
     seconds: float
     losses: list[float] = field(default_factory=list)
-    # Reinforcement learning (rl.train_grpo) only; empty / None for supervised training:
+    # Reinforcement learning (grpo.train_grpo) only; empty / None for supervised training:
     rewards: list[float] = field(default_factory=list)  # mean reward of the sampled completions, per step
     zero_variance_share: float | None = None  # share of prompt groups whose rewards were all equal (no signal)
     details: dict[str, list[float]] = field(default_factory=dict)  # further per-step logs (kl, clip fraction, ...)
@@ -136,7 +136,7 @@ def get_lr(step: int, total: int, config: Any) -> float:
     """Learning rate at `step`: (1) linear warm-up, (2) cosine decay to min_lr_ratio of the peak.
 
     `config` is any config with `learning_rate`, `warmup_ratio` and `min_lr_ratio`
-    (TrainConfig, rl.GRPOConfig).
+    (TrainConfig, grpo.GRPOConfig).
     """
     warmup = int(config.warmup_ratio * total)
     if step < warmup:  # 1) warm-up

@@ -1,6 +1,6 @@
 """Train LoRA adapters on the Tinker training service with the `tinker` SDK.
 
-The loops are the local ones (`train.train_lora`, `rl.train_grpo`) with the model calls
+The loops are the local ones (`sft.train_lora`, `grpo.train_grpo`) with the model calls
 replaced by service calls: the same prompt rendering and truncation, the same
 length-bucketed batches, the same warm-up + cosine schedule (sent as the Adam learning
 rate of every `optim_step`), the same group-relative advantages and zero-variance
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from transferlab.learn import grpo as rl
+from transferlab.learn import grpo
 from transferlab.learn.rollouts import Rollout, score_groups, set_advantages
 from transferlab.errors import TransferlabError, missing_package
 from transferlab.evaluate import cut_at_stop
@@ -94,7 +94,7 @@ def sft_datum(tokens: Sequence[int], n_prompt: int) -> Any:
 def examples_to_data(task: Task, examples: Sequence[Example], tokenizer: Any, max_seq_len: int) -> list[Any]:
     """Supervised Datums for examples: rendered with the task's chat template, completion = target + end of turn.
 
-    The tokens are exactly those the local trainer trains on (`train.tokenize`).
+    The tokens are exactly those the local trainer trains on (`sft.tokenize`).
     """
     return [sft_datum(ids, n_prompt) for ids, n_prompt in tokenize(task, examples, tokenizer, max_seq_len)]
 
@@ -186,14 +186,14 @@ class TinkerTrainer:
         """A Tinker SamplingClient for weights a run saved (`TinkerRun.sampler_path`)."""
         return self.service.create_sampling_client(model_path=sampler_path).result()
 
-    def _training_client(self, config: TrainConfig | rl.GRPOConfig, init_state: str | None) -> Any:
+    def _training_client(self, config: TrainConfig | grpo.GRPOConfig, init_state: str | None) -> Any:
         if init_state:  # sequential training: continue from another run's weights, fresh optimizer
             return self.service.create_training_client_from_state(init_state).result()
         return self.service.create_lora_training_client(base_model=self.base_model, rank=config.rank,
                                                         seed=config.seed,
                                                         **lora_switches(config.target_modules)).result()
 
-    def _adam(self, config: TrainConfig | rl.GRPOConfig, step: int, steps: int) -> Any:
+    def _adam(self, config: TrainConfig | grpo.GRPOConfig, step: int, steps: int) -> Any:
         # torch's AdamW betas and eps, so a run matches the local trainer's optimizer
         return self.tinker.types.AdamParams(learning_rate=get_lr(step, steps, config), beta1=0.9, beta2=0.999,
                                             eps=1e-8, weight_decay=config.weight_decay,
@@ -207,7 +207,7 @@ class TinkerTrainer:
     def train_sft(self, task: Task, examples: Sequence[Example], config: TrainConfig, name: str,
                   init_state: str | None = None, also: Sequence[tuple[Task, Sequence[Example]]] = (),
                   progress: Callable[[int, float], None] | None = None) -> TinkerRun:
-        """Supervised LoRA training, completion-only cross-entropy; mirrors `train.train_lora`."""
+        """Supervised LoRA training, completion-only cross-entropy; mirrors `sft.train_lora`."""
         if not examples:
             raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
         client = self._training_client(config, init_state)
@@ -236,19 +236,19 @@ class TinkerTrainer:
         sampler, state = self._save(client, name)
         return TinkerRun(self.base_model, "sft", result, sampler, state)
 
-    def train_grpo(self, task: Task, examples: Sequence[Example], config: rl.GRPOConfig, name: str,
+    def train_grpo(self, task: Task, examples: Sequence[Example], config: grpo.GRPOConfig, name: str,
                    init_state: str | None = None,
                    progress: Callable[[int, float], None] | None = None) -> TinkerRun:
-        """GRPO with the task's scorer as reward, `importance_sampling` loss; mirrors `rl.train_grpo`."""
+        """GRPO with the task's scorer as reward, `importance_sampling` loss; mirrors `grpo.train_grpo`."""
         if not examples:
             raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
-        metric = rl.reward_metric_of(task, config)
+        metric = grpo.reward_metric_of(task, config)
         types = self.tinker.types
         client = self._training_client(config, init_state)
         tokenizer = self.tokenizer or client.get_tokenizer()
         prompts = [tokenizer(render_context(task, e, tokenizer), add_special_tokens=False)["input_ids"]
                    [-config.max_prompt_len:] for e in examples]
-        schedule = rl.prompt_schedule(len(examples), config.steps, config.prompts_per_step, config.seed)
+        schedule = grpo.prompt_schedule(len(examples), config.steps, config.prompts_per_step, config.seed)
         base = (self.service.create_sampling_client(base_model=self.base_model).result()
                 if config.kl_coef > 0 else None)
         # None keeps the service's end-of-turn stop; stop strings are added to the end-of-turn text
@@ -309,9 +309,9 @@ class TinkerTrainer:
                 if not math.isfinite(loss):
                     raise DivergedError(f"task {task.name!r}: GRPO loss became {loss} at step {step} on Tinker: "
                                         "lower the learning rate")
-            rl.record_step(result, logs, rollouts, loss, flat, step_start)
+            grpo.record_step(result, logs, rollouts, loss, flat, step_start)
             if progress:
                 progress(step + 1, result.rewards[-1])
-        rl.finish(result, logs, start, flat_groups, config)
+        grpo.finish(result, logs, start, flat_groups, config)
         sampler_path, state_path = self._save(client, name)
         return TinkerRun(self.base_model, "grpo", result, sampler_path, state_path)

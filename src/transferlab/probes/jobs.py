@@ -72,7 +72,7 @@ def extract_job(model: Any, dataset: Any, spec: dict[str, Any], layers: list[int
     """The job that extracts one dataset's activations on one model (`model`: a plan.ModelInfo)."""
     key = activations.activation_key(model.identity, dataset.fingerprint(), layers, config.position)
     params = {"model": model.name, "dataset": spec, "fingerprint": dataset.fingerprint(), "layers": layers,
-              "position": config.position, "batch_size": config.batch_size, "rows": len(dataset.rows)}
+              "position": config.position, "batch_size": config.batch_size}
     return Job("extract", key, params, label=f"activations {model.name} / {dataset.name}")
 
 
@@ -100,12 +100,7 @@ def run_fit(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     """One algorithm on one dataset's train split, every layer at once; a failure is a recorded skip."""
     p = job.params
     data = probe_data(p, rt)
-    try:
-        coef, intercept, valid, skips = protocol.fit_one(data, p["algorithm"], p["params"])
-    except TransferlabError as err:
-        layers = len(p["layers"])
-        coef, intercept, valid = np.zeros((layers, data.acts.shape[2])), np.zeros(layers), np.zeros(layers, bool)
-        skips = [Skip(data.name, p["algorithm"], None, str(err))]
+    coef, intercept, valid, skips = protocol.fit_or_skip(data, p["algorithm"], p["params"], len(p["layers"]))
     with rt.store.writing("probes", job.key, {"dataset": data.name, "algorithm": p["algorithm"]}) as out:
         np.savez(out / "probe.npz", coef=coef, intercept=intercept, valid=valid)
         (out / "skips.json").write_text(json.dumps([dataclasses.asdict(s) for s in skips]))

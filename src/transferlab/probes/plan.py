@@ -73,12 +73,21 @@ class CrossPlan:
     pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (source, target, cross job key)
 
 
-def model_info(name: str, loaded: dict[str, Any]) -> ModelInfo:
-    """Identity and depth of a model: from a model the caller loaded, else from its files."""
-    if name in loaded:
-        return ModelInfo(name, loaded[name].identity, num_layers(loaded[name].model))
-    ref = models.resolve(name)
-    return ModelInfo(name, models.model_identity(ref), models.model_depth(ref))
+def model_info(name: str, loaded: dict[str, Any], device: str = "auto", dtype: str = "auto") -> ModelInfo:
+    """Identity and depth of a model: from a model the caller loaded, else from its files; when
+    the files cannot tell (a hub model not in the local cache), the model is loaded now and
+    added to `loaded`, so the jobs use that same model."""
+    if name not in loaded:
+        ref = models.resolve(name)
+        try:
+            identity, depth = models.model_identity(ref), models.model_depth(ref)
+            if not identity.endswith("@unversioned"):
+                return ModelInfo(name, identity, depth)
+        except TransferlabError:
+            if ref.kind != "hub":
+                raise
+        loaded[name] = models.load(name, device=device, dtype=dtype)
+    return ModelInfo(name, loaded[name].identity, num_layers(loaded[name].model))
 
 
 def dataset_spec(config: ProbeStudyConfig, name: str) -> dict[str, Any]:
@@ -110,7 +119,7 @@ def plan_probes(config: ProbeStudyConfig, loaded: dict[str, Any] | None = None, 
     if not datasets:
         raise TransferlabError("no probe dataset could be loaded: " + "; ".join(
             f"{a['dataset']}: {a['error']}" for a in audit))
-    model = model_info(config.model, loaded)
+    model = model_info(config.model, loaded, config.device, config.dtype)
     layers = resolve_layers(config.layers, model.depth, model.name)
     algorithms = {a: dict(config.params.get(a, {})) for a in config.algorithms}
     jobs: list[Job] = []
@@ -151,7 +160,7 @@ def _plan_cross(plan: ProbePlan, loaded: dict[str, Any], say: Any) -> CrossPlan:
         raise TransferlabError("cross-model probes need a second model: cross_model: {models: [gemma3-270m]}")
     datasets, _ = load_datasets(config, cross.datasets or config.datasets, say)
     neutral = neutral_texts(cross.neutral_texts)
-    infos = [plan.model if n == config.model else model_info(n, loaded) for n in names]
+    infos = [plan.model if n == config.model else model_info(n, loaded, config.device, config.dtype) for n in names]
     layers = {m.name: resolve_layers(cross.layers, m.depth, m.name) for m in infos}
     algorithms = {a: dict(config.params.get(a, {})) for a in cross.algorithms}
     out = CrossPlan(infos, datasets, neutral, layers, algorithms)

@@ -119,6 +119,17 @@ def fit_one(data: Data, algorithm: str, params: dict[str, Any] | None = None
     return coef, intercept, valid, skips
 
 
+def fit_or_skip(data: Data, algorithm: str, params: dict[str, Any] | None, n_layers: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Skip]]:
+    """`fit_one`, with a fit that cannot be made (bad input for this algorithm) turned into an
+    all-invalid probe and a recorded skip saying why, so the study goes on without it."""
+    try:
+        return fit_one(data, algorithm, params)
+    except TransferlabError as err:
+        return (np.zeros((n_layers, data.acts.shape[2])), np.zeros(n_layers), np.zeros(n_layers, dtype=bool),
+                [Skip(data.name, algorithm, None, str(err))])
+
+
 def fit_bank(datasets: Sequence[Data], algorithms: dict[str, dict[str, Any]], layers: list[int],
              on_skip: Callable[[Skip], None] | None = None,
              fitted: Callable[[str, str], tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None,
@@ -132,16 +143,7 @@ def fit_bank(datasets: Sequence[Data], algorithms: dict[str, dict[str, Any]], la
             if cached is not None:
                 coef, intercept, valid = cached
             else:
-                try:
-                    coef, intercept, valid, skips = fit_one(data, algorithm, params)
-                except TransferlabError as err:
-                    skip = Skip(data.name, algorithm, None, str(err))
-                    if on_skip:
-                        on_skip(skip)
-                    if on_fit:
-                        on_fit(data.name, algorithm, np.zeros((len(layers), data.acts.shape[2])),
-                               np.zeros(len(layers)), np.zeros(len(layers), dtype=bool), [skip])
-                    continue
+                coef, intercept, valid, skips = fit_or_skip(data, algorithm, params, len(layers))
                 for s in skips:
                     if on_skip:
                         on_skip(s)

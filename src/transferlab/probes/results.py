@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from transferlab.engine.store import write_json
 from transferlab.errors import TransferlabError
 
 COLUMNS = ("model", "source_model", "algorithm", "layer", "trained_on", "evaluated_on", "split", "metric",
@@ -99,10 +99,7 @@ class ProbeResults:
         """Merge fields into probes_run.json atomically (temp file + rename)."""
         data = self.read_run()
         data.update(fields)
-        path = self.root / RUN_FILE
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
+        write_json(self.root / RUN_FILE, data, indent=1, sort_keys=True, default=str)
 
 
 def result_rows(model: str, source_model: str, bank: Any, evaluations: list[Any], layers: list[int]) -> list[tuple]:

@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from transferlab.engine.execute import Executor, LocalExecutor, RunReport
 from transferlab.engine.jobs import Runtime
-from transferlab.engine.store import Store, check_writable
+from transferlab.engine.store import MANIFEST, Store, check_writable, write_json
 from transferlab.errors import TransferlabError
 from transferlab.probes.plan import plan_probes
 from transferlab.probes.results import ProbeResults
@@ -38,21 +40,25 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
                     executor: Executor | None = None, quiet: bool = False) -> Path:
     """Run (or resume) a probe study and write its report; returns the output directory.
 
-    `loaded` is an already loaded model (anything with model, tokenizer, name, identity, device),
-    or a list of them (cross-model studies): they are used instead of loading by name.
+    `loaded` is an already loaded model (anything with model, tokenizer, name, identity, device):
+    the study's model, whatever `config.model` says. A list of them serves cross-model studies
+    too: each is used instead of loading that model by name.
     """
     started = time.perf_counter()
-    preloaded = {m.name: m for m in (loaded if isinstance(loaded, (list, tuple)) else [loaded]) if m is not None}
+    given = list(loaded) if isinstance(loaded, (list, tuple)) else [loaded] if loaded is not None else []
+    if given and given[0].name != config.model and not isinstance(loaded, (list, tuple)):
+        config = dataclasses.replace(config, model=given[0].name)
+    preloaded = {m.name: m for m in given}
     root = Path(config.output)
-    plan = plan_probes(config, preloaded, say=lambda m: _say(console, m))
     check_writable(root)
+    plan = plan_probes(config, preloaded, say=lambda m: _say(console, m))
     store, results = Store(root), ProbeResults(root)
-    (root / "audit.json").write_text(json.dumps(plan.audit, indent=1))
+    write_json(root / "audit.json", plan.audit, indent=1)
     _say(console, f"plan: {plan.describe()}")
     runtime = Runtime(store, device=config.device, dtype=config.dtype, loaded=dict(preloaded))
-    report = (executor or LocalExecutor(console, quiet=quiet or console is None)).run(plan.jobs, runtime)
-    _stop_on_failure(report, {job.key: job.label for job in plan.jobs})
-    rows = summarise(plan, store, results)
+    silent = Console(stderr=True, quiet=True) if console is None else console
+    report = (executor or LocalExecutor(silent, quiet=quiet or console is None)).run(plan.jobs, runtime)
+    rows = summarise(plan, store, results)  # whatever finished is written, even if a job failed
     results.update_run(
         name=config.name, model=plan.model.name, model_identity=plan.model.identity, layers=plan.layers,
         num_layers=plan.model.depth, position=config.position, limit=config.limit, limits=config.limits,
@@ -60,8 +66,9 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
         datasets={ds.name: {"family": ds.family, "grouped": ds.grouped(), **ds.counts()} for ds in plan.datasets},
         audit=plan.audit, extract_seconds={ds.name: _seconds(store, plan.activation_keys[ds.name])
                                            for ds in plan.datasets},
-        jobs={"ran": len(report.done), "reused": len(report.reused)},
+        jobs={"ran": len(report.done), "reused": len(report.reused), "failed": len(report.failed)},
         wall_seconds=round(time.perf_counter() - started, 1), config=_jsonable(config))
+    _stop_on_failure(report, {job.key: job.label for job in plan.jobs})
     _say(console, f"{rows} probe results written to {root / 'results.sqlite'} (table probe_results); "
                   f"ran {len(report.done)} jobs, reused {len(report.reused)}")
     if config.report:
@@ -85,8 +92,10 @@ def _stop_on_failure(report: RunReport, labels: dict[str, str]) -> None:
 
 
 def _seconds(store: Store, key: str) -> float:
-    """How long the extraction behind an activation artifact took (whichever run made it)."""
-    meta = json.loads((store.path("activations", key) / "MANIFEST.json").read_text()).get("meta", {})
+    """How long the extraction behind an activation artifact took (whichever run made it; 0 if none)."""
+    if not store.has("activations", key):
+        return 0.0
+    meta = json.loads((store.path("activations", key) / MANIFEST).read_text()).get("meta", {})
     return float(meta.get("seconds", 0.0))
 
 

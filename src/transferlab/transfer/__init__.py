@@ -2,6 +2,6 @@
 turn the cells into gains, efficiencies, relative transfer, drift and hypothesis verdicts.
 
 spec -> plan (train and evaluate jobs) -> summarise -> analysis (drift, clusters,
-hypotheses, similarity) -> report (figures, Markdown). May import the engine and the shared
-modules; never another study.
+hypotheses, similarity) -> report (figures, Markdown). May import the engine, `learn` and
+the shared modules; never another study.
 """

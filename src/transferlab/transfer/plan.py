@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from transferlab import models
 from transferlab.errors import TransferlabError
 from transferlab.engine.audit import audit_tasks
+from transferlab.engine.adapter_jobs import evaluate_key, train_key
 from transferlab.engine.jobs import Job
 from transferlab.learn.defaults import default_learning_rate
 from transferlab.transfer.spec import Learner, Spec
@@ -80,8 +81,8 @@ def plan_transfer(spec: Spec) -> Plan:
                   "max_new_tokens": b.max_new_tokens, "batch_size": b.eval_batch_size, "seed": seed,
                   "adapter": adapter, "learner": learner, "trained_on": source, "condition": condition}
         # The baseline is greedy and untrained, so one evaluation serves every seed.
-        key = stable_hash("evaluate", identity, adapter, fingerprints[target], spec.eval_split, b.eval_examples,
-                          b.max_new_tokens)
+        key = evaluate_key(identity, adapter, fingerprints[target], spec.eval_split, b.eval_examples,
+                           b.max_new_tokens)
         who = f"{learner} trained on {source}" if adapter else "base model"
         evaluations.setdefault(key, Job("evaluate", key, params, deps=(adapter,) if adapter else (),
                                         label=f"eval {who} on {target}" + (f" (seed {seed})" if adapter else "")))
@@ -106,12 +107,12 @@ def plan_transfer(spec: Spec) -> Plan:
                     wanted = {t: c for t, c in wanted.items() if c in spec.conditions}
                     if not wanted:
                         continue
-                    train_key = stable_hash("train", identity, fingerprints[source], train_config, b.train_examples)
-                    trainings.append(Job("train", train_key, {
+                    source_key = train_key(identity, fingerprints[source], train_config, b.train_examples)
+                    trainings.append(Job("train", source_key, {
                         "model": model_name, "task": source, "train": train_config, "learner": learner.name,
                         "train_examples": b.train_examples, "label": label_of(source)}, label=f"train {learner.name} on {source} (seed {seed})"))
                     for target, condition in wanted.items():
-                        key = evaluation(model_name, identity, target, seed, train_key, learner.name, condition, source)
+                        key = evaluation(model_name, identity, target, seed, source_key, learner.name, condition, source)
                         cells.append(Cell(model_name, learner.name, source, target, condition, seed, key,
                                           baselines[target]))
                 for first, second in spec.pairs:
@@ -119,7 +120,7 @@ def plan_transfer(spec: Spec) -> Plan:
                         continue  # a task of the pair was left out (see the audit)
                     base_params = {"model": model_name, "train": train_config, "learner": learner.name,
                                    "train_examples": b.train_examples}
-                    first_key = stable_hash("train", identity, fingerprints[first], train_config, b.train_examples)
+                    first_key = train_key(identity, fingerprints[first], train_config, b.train_examples)
                     if "sequential" in spec.conditions:
                         trainings.append(Job("train", first_key, {**base_params, "task": first},
                                              label=f"train {learner.name} on {first} (seed {seed})"))

@@ -40,12 +40,12 @@ class Learner:
     """A named way of learning from a source: a LoRA adapter trained with SFT (`lora`) or GRPO (`grpo`).
 
     `auto_learning_rate` is true when the spec left the rate out: the plan then uses the
-    default for each model's family (`defaults.default_learning_rate`).
+    default for each model's family (`learn.defaults.default_learning_rate`).
     """
 
     name: str
     type: str
-    train: Any  # TrainConfig (lora) or rl.GRPOConfig (grpo)
+    train: Any  # TrainConfig (lora) or learn.grpo.GRPOConfig (grpo)
     auto_learning_rate: bool = False
 
 

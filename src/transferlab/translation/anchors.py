@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
+from transferlab.engine import adapter_jobs
 from transferlab.engine.jobs import Job
 from transferlab.engine.store import Store
-from transferlab.tasks import stable_hash
 from transferlab.learn.sft import TrainConfig
 from transferlab.translation.features import LoraAdapter, load_adapter
 
@@ -32,7 +32,7 @@ class Anchor:
 
 def train_key(identity: str, task_fingerprint: str, config: TrainConfig, train_examples: int) -> str:
     """The store key of an anchor adapter: everything that determines it."""
-    return stable_hash("train", identity, task_fingerprint, config.to_dict(), train_examples)
+    return adapter_jobs.train_key(identity, task_fingerprint, config.to_dict(), train_examples)
 
 
 def anchor_set(model: str, identity: str, tasks: Sequence[str], fingerprints: dict[str, str], config: TrainConfig,

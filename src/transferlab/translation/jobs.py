@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from transferlab.engine.jobs import Job, Runtime, Tick, register_job_kind
+from transferlab.errors import TransferlabError
 from transferlab.translation.features import AdapterStack, LoraAdapter, base_weights, load_adapter, update_cosines
 from transferlab.translation.protocol import translate
 
@@ -36,6 +37,9 @@ def translate_job(key: str, tr: Any, models_by_side: dict[str, str], anchor_keys
 def _adapter(rt: Runtime, key: str, task: str, model: str) -> LoraAdapter:
     memo_key = ("lora-adapter", key, task)
     if memo_key not in rt.memo:
+        if not rt.store.has("adapter", key):
+            raise TransferlabError(f"anchor adapter {task} on {model} is not trained yet (store key {key}): "
+                                   "its training job failed or did not run")
         rt.memo[memo_key] = load_adapter(rt.store.path("adapter", key), name=task, expect_base=model)
     return rt.memo[memo_key]
 

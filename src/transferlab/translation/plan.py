@@ -14,6 +14,7 @@ from pathlib import Path
 
 from transferlab import models
 from transferlab.engine.audit import audit_tasks
+from transferlab.engine.adapter_jobs import evaluate_key
 from transferlab.engine.jobs import Job
 from transferlab.errors import TransferlabError
 from transferlab.tasks import get_task, stable_hash
@@ -50,8 +51,8 @@ class StudyPlan:
     def eval_key(self, side: str, task: str, adapter: str | None) -> str:
         """The same key the transfer study uses for an evaluation, so stores can be shared."""
         b = self.spec.budgets
-        return stable_hash("evaluate", self.identity[side], adapter, self.fingerprints[task], self.spec.eval_split,
-                           b.eval_examples, b.max_new_tokens)
+        return evaluate_key(self.identity[side], adapter, self.fingerprints[task], self.spec.eval_split,
+                            b.eval_examples, b.max_new_tokens)
 
     def eval_job(self, side: str, task: str, adapter: str | None, learner: str, condition: str, label: str) -> Job:
         b = self.spec.budgets

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,11 @@ from rich.console import Console
 from transferlab.engine.audit import write_audit
 from transferlab.engine.execute import LocalExecutor
 from transferlab.engine.jobs import Runtime
-from transferlab.engine.store import Store, check_writable
+from transferlab.engine.store import Store, check_writable, write_json
 from transferlab.translation.anchors import load_anchors
 from transferlab.translation.plan import StudyPlan, describe, estimate_seconds, make_plan
 from transferlab.translation.spec import TranslationSpec, load_translation_spec
+
 
 def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool = False,
               command: str = "") -> Path:
@@ -103,9 +103,7 @@ def _record_run(output: Path, record: dict[str, Any]) -> None:
     path = output / "run.json"
     runs = json.loads(path.read_text()) if path.exists() else []
     runs.append({**record, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(runs, indent=1))
-    os.replace(tmp, path)
+    write_json(path, runs, indent=1)
 
 
 def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, console: Any = None) -> Path | None:

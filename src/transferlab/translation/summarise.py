@@ -12,7 +12,6 @@ The report is drawn from these tables alone.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections import defaultdict
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.stats import bootstrap_mean, paired_difference
-from transferlab.engine.store import NONE, ResultRow, Store
+from transferlab.engine.store import NONE, ResultRow, Store, write_json
 from transferlab.tasks import get_task
 from transferlab.translation.protocol import NA, finite_mean, score_against
 from transferlab.translation.translators import LEARNED
@@ -127,9 +126,7 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
     _write_csv(tables / "translations.csv", translation_rows)
     _write_csv(tables / "matrix.csv", matrix_rows)
     summary = _summary(spec, task_rows, translation_rows, failed)
-    tmp = tables / "summary.tmp"
-    tmp.write_text(json.dumps(_clean(summary), indent=1, default=float))
-    os.replace(tmp, tables / "summary.json")
+    write_json(tables / "summary.json", _clean(summary), indent=1, default=float)
     return summary
 
 
