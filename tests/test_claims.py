@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.workers import assert_each_job_ran_once, run_workers
 from transferlab.engine import claims
 
 
@@ -64,16 +63,5 @@ output: {output}
 def test_two_workers_on_one_spec_run_each_job_once(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.format(output=tmp_path / "run"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [str(Path(sys.executable).parent / "transferlab"), "run", str(spec)]
-    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-               for _ in range(2)]
-    outputs = [w.communicate(timeout=600)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)
-    ran = [re.search(r"ran (\d+) jobs, reused (\d+), failed 0", out) for out in outputs]
-    assert all(ran), textwrap.shorten("\n".join(outputs), 2000)
-    done = [int(m.group(1)) for m in ran]
     total = 2 + 2 + 4  # 2 trainings, 2 base evaluations, 2 x 2 adapter evaluations
-    assert sum(done) == total, f"jobs run by each worker: {done}"
-    assert all(int(m.group(1)) + int(m.group(2)) == total for m in ran)
-    assert not list((tmp_path / "run" / "artifacts" / "claims").iterdir()), "every claim is released"
+    assert_each_job_ran_once(run_workers(spec), total, tmp_path / "run" / "artifacts" / "claims")

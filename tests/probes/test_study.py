@@ -219,25 +219,12 @@ output: {output}
 
 @pytest.mark.integration
 def test_two_workers_on_one_probe_spec_run_each_job_once(tmp_path):
-    import os
-    import re
-    import subprocess
-    import sys
+    from tests.workers import assert_each_job_ran_once, run_workers
 
     spec = tmp_path / "probes.yaml"
     spec.write_text(PROBE_SPEC.format(output=tmp_path / "run"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [str(Path(sys.executable).parent / "transferlab"), "run", str(spec)]
-    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-               for _ in range(2)]
-    outputs = [w.communicate(timeout=600)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)
-    ran = [re.search(r"ran (\d+) jobs, reused (\d+)", out) for out in outputs]
-    assert all(ran), "\n".join(outputs)[-2000:]
     total = 2 + 4 + 1  # 2 extractions, 2 x 2 fits, 1 scoring
-    assert sum(int(m.group(1)) for m in ran) == total, outputs
-    assert all(int(m.group(1)) + int(m.group(2)) == total for m in ran)
-    assert not list((tmp_path / "run" / "artifacts" / "claims").iterdir()), "every claim is released"
+    assert_each_job_ran_once(run_workers(spec), total, tmp_path / "run" / "artifacts" / "claims")
 
 
 def test_a_failed_cross_model_job_keeps_the_study_table_and_names_the_job(tiny_loaded, tmp_path, monkeypatch):
