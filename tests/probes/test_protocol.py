@@ -68,3 +68,24 @@ def test_constant_layer_and_missing_groups_are_recorded_skips():
     for e in evs:
         p = bank.trained_on.index("a")
         assert torch.isnan(e.acc[p, 0]) and not torch.isnan(e.acc[p, 1])
+
+
+def test_a_baseline_that_scores_best_is_never_the_best_probe():
+    from transferlab.probes.protocol import ProbeBank
+
+    sets = [data("a", 0, signal=0.8)]
+    fitted = fit_bank(sets, {"dim": {}}, [1, 2])
+    X, y, g = sets[0].acts, sets[0].labels, sets[0].groups
+    rows = sets[0].splits != "train"  # fitted on the evaluation rows: it beats every honest probe there
+    oracle = make("lr").fit(torch.as_tensor(np.asarray(X[:, rows])), y[rows], groups=g[rows])
+
+    def bank(name: str) -> ProbeBank:
+        b = ProbeBank([1, 2])
+        b.add("a", "dim", fitted.coef[0], fitted.intercept[0], fitted.valid[0])
+        b.add("a", name, oracle.coef_, oracle.intercept_, np.ones(2, dtype=bool))
+        return b
+
+    as_candidate = evaluate(bank("lr"), sets, resamples=50)[0]
+    assert as_candidate.best[0] == 1, "the planted probe is the best one on hparams"
+    as_baseline = evaluate(bank("random"), sets, resamples=50)[0]
+    assert as_baseline.best[0] == 0, "labelled a baseline, it is a reference point, not the denominator"

@@ -247,3 +247,26 @@ def test_a_failed_cross_model_job_keeps_the_study_table_and_names_the_job(tiny_l
     assert len(results.frame()) > 0, "the finished scoring is written"
     assert set(results.frame("probe_cross_model").source_model) == {"tiny-llama", "tiny-llama-b"}  # the diagonals
     assert results.read_run()["jobs"]["failed"] == 2
+
+
+def test_the_report_never_picks_a_baseline_as_best(tmp_path):
+    from transferlab.probes.tables import Tables, headline
+
+    rows = []
+    for algorithm, hp_acc, val_acc in (("dim", 0.7, 0.7), ("random", 0.9, 0.9)):  # random scores best everywhere
+        for a in ("x", "y"):
+            for b in ("x", "y"):
+                cell = ("m", "m", algorithm, 1, a, b)
+                own = 1.0 if a == b else 0.0
+                rows.append((*cell, "hparams", "acc", min(1.0, hp_acc + own * 0.05), None, None, None))
+                rows.append((*cell, "validation", "acc", min(1.0, val_acc + own * 0.05), 20, 0.5, 1.0))
+                rows.append((*cell, "validation", "recovered", min(1.0, val_acc / 0.95), 20, 0.5, 1.0))
+    results = ProbeResults(tmp_path)
+    results.replace("m", "m", rows)
+    t = Tables(results.frame(), "m")
+    assert set(t.best().algorithm) == {"dim"}
+    assert set(t.best("trained_on").algorithm) == {"dim"} and set(t.best("layer").algorithm) == {"dim"}
+    assert set(t.best("algorithm").algorithm) == {"dim", "random"}, "each algorithm's bar, random as reference"
+    _, picked = t.matrix()
+    assert set(picked.algorithm) == {"dim"}, "no matrix row is a random probe"
+    assert headline(t)["best"]["algorithm"] == "dim"

@@ -29,7 +29,7 @@ from transferlab.probes.spec import ProbeStudyConfig
 from transferlab.tasks.base import stable_hash
 
 FIT_VERSION = 2  # deterministic sign tie-break and the dual Newton LR (fits of version 1 are not reused)
-SCORE_VERSION = 1
+SCORE_VERSION = 2  # 2: baselines are never the best probe (the recovered-accuracy denominator)
 CROSS_VERSION = 1
 
 

@@ -8,7 +8,8 @@
    must be the true one), else row accuracy of `score > 0`, the threshold having been
    chosen on A's training rows. AUROC over rows too.
 4. Recovered accuracy = clip(acc(A -> B) / acc(best probe for B), 0, 1), the best probe for
-   B being the probe trained on B with the highest accuracy on B's hparams split; both
+   B being the probe trained on B with the highest accuracy on B's hparams split (baselines
+   such as the random direction are reference points, never the best probe); both
    accuracies are taken on B's validation split, with a paired bootstrap CI.
 """
 
@@ -24,7 +25,7 @@ import torch
 
 from transferlab.errors import TransferlabError
 from transferlab.probes.algorithms import _common as C
-from transferlab.probes.algorithms import make
+from transferlab.probes.algorithms import BASELINES, make
 
 EVAL_SPLITS = ("hparams", "validation")
 
@@ -278,11 +279,12 @@ def evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int = 1000, s
         means = (flat @ counts / U).reshape(P, L, resamples)
         acc = v.accuracy
         acc_ci = (_quantile(means, tail), _quantile(means, 1 - tail))
-        own = [i for i, a in enumerate(bank.trained_on) if a == v.dataset]
+        own = [i for i, a in enumerate(bank.trained_on) if a == v.dataset and bank.algorithm[i] not in BASELINES]
         recovered = recovered_ci = best = None
         note = ""
         if not own:
-            note = f"no probe was trained on {v.dataset}, so its best accuracy (the denominator) is unknown"
+            note = (f"no probe other than a baseline ({', '.join(BASELINES)}) was trained on {v.dataset}, so its "
+                    "best accuracy (the denominator) is unknown")
         else:
             h_acc = torch.nan_to_num(h.accuracy[own], nan=-1.0)
             flat_index = int(torch.argmax(h_acc.reshape(-1)))  # first maximum: deterministic

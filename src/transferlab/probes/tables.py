@@ -9,7 +9,9 @@ Definitions:
 - a probe is (algorithm, trained_on, layer); its generalisation score is its mean recovered
   accuracy over every other dataset (validation split);
 - "best" probes are always chosen on the hparams split (the same score computed from
-  hparams accuracies), then reported on validation, so no selection sees validation data.
+  hparams accuracies), then reported on validation, so no selection sees validation data;
+- baselines (the random direction) are reference points, never a "best" probe, a matrix
+  row's probe or the denominator of recovered accuracy.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from transferlab.errors import TransferlabError
+from transferlab.probes.algorithms import BASELINES
 
 PROBE = ["algorithm", "trained_on", "layer"]
 THRESHOLD = 0.8
@@ -37,7 +40,7 @@ class Tables:
         self.recovered = val[val.metric == "recovered"]
         hp = own[(own.split == "hparams") & (own.metric == "acc")]
         # hparams recovered accuracy, for choosing probes without touching validation
-        own_hp = hp[hp.trained_on == hp.evaluated_on]
+        own_hp = hp[(hp.trained_on == hp.evaluated_on) & ~hp.algorithm.isin(BASELINES)]
         top_h = own_hp.groupby("evaluated_on").value.max()
         # only datasets with a recovered accuracy (a best probe above chance) count in selections
         hp = hp[hp.evaluated_on.isin(top_h.index) & hp.evaluated_on.isin(set(self.recovered.evaluated_on))].copy()
@@ -51,8 +54,12 @@ class Tables:
         self.probes = self.score.to_frame().join(self.hp_score, how="left").reset_index()
 
     def best(self, by: str | None = None, frame: Any = None) -> Any:
-        """The probe with the highest hparams score (per `by` group), with its validation score."""
+        """The probe with the highest hparams score (per `by` group), with its validation score.
+
+        Baselines are candidates only when grouping by algorithm (their own bar, a reference)."""
         probes = self.probes if frame is None else frame
+        if by != "algorithm":
+            probes = probes[~probes.algorithm.isin(BASELINES)]
         probes = probes.dropna(subset=["hp_score"])
         if probes.empty:
             return probes
@@ -72,8 +79,7 @@ class Tables:
         """
         names = datasets or self.datasets
         hp = self.hp[self.hp.trained_on.isin(names) & self.hp.evaluated_on.isin(names)]
-        if algorithms:
-            hp = hp[hp.algorithm.isin(algorithms)]
+        hp = hp[hp.algorithm.isin(algorithms)] if algorithms else hp[~hp.algorithm.isin(BASELINES)]
         off = hp[hp.trained_on != hp.evaluated_on]
         if off.empty:
             off = hp
@@ -119,9 +125,9 @@ def cross_model_tables(frame: Any) -> tuple[Any, Any] | None:
 
 def headline(t: Tables) -> dict[str, Any]:
     """The three numbers of seed 003's table, for this run (random baseline excluded, shown apart)."""
-    real = t.probes[t.probes.algorithm != "random"]
-    cells = t.cells[t.cells.algorithm != "random"]
-    rand = t.probes[t.probes.algorithm == "random"]
+    real = t.probes[~t.probes.algorithm.isin(BASELINES)]
+    cells = t.cells[~t.cells.algorithm.isin(BASELINES)]
+    rand = t.probes[t.probes.algorithm.isin(BASELINES)]
     best = t.best(frame=real)
     out = {
         "mean_recovered": float(cells.value.mean()) if len(cells) else float("nan"),

@@ -26,6 +26,8 @@ ALGORITHMS: dict[str, type[Probe]] = {
 }
 # the eight algorithms of the study; `random` is the baseline drawn beside them
 STUDY_ALGORITHMS = ("dim", "lda", "lr", "lr-g", "ccs", "pca", "pca-g", "lat")
+# reference points, never candidates for "best probe" (a denominator, a matrix row, a headline)
+BASELINES = ("random",)
 DISPLAY = {"dim": "DIM", "lda": "LDA", "lr": "LR", "lr-g": "LR-G", "ccs": "CCS", "pca": "PCA", "pca-g": "PCA-G",
            "lat": "LAT", "random": "Random"}
 
@@ -38,5 +40,5 @@ def make(name: str, **params: Any) -> Probe:
     return ALGORITHMS[key](**params)
 
 
-__all__ = ["ALGORITHMS", "CCS", "DIM", "DISPLAY", "LAT", "LDA", "LR", "LRG", "PCA", "PCAG", "Probe", "RandomProbe",
+__all__ = ["ALGORITHMS", "BASELINES", "CCS", "DIM", "DISPLAY", "LAT", "LDA", "LR", "LRG", "PCA", "PCAG", "Probe", "RandomProbe",
            "STUDY_ALGORITHMS", "make"]
