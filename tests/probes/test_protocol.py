@@ -89,3 +89,18 @@ def test_a_baseline_that_scores_best_is_never_the_best_probe():
     assert as_candidate.best[0] == 1, "the planted probe is the best one on hparams"
     as_baseline = evaluate(bank("random"), sets, resamples=50)[0]
     assert as_baseline.best[0] == 0, "labelled a baseline, it is a reference point, not the denominator"
+
+
+def test_chance_corrected_recovered_accuracy_shows_a_flipped_direction():
+    sets = [data("a", 0), data("b", 1)]
+    bank = fit_bank(sets, {"dim": {}}, [1, 2])
+    bank.add("b", "lr", -bank.coef[0], -bank.intercept[0], bank.valid[0])  # a's direction, sign reversed
+    ev = {e.dataset: e for e in evaluate(bank, sets, resamples=200)}["a"]
+    top = ev.acc[ev.best]
+    expected = (ev.acc - ev.chance) / (top - ev.chance)
+    assert torch.allclose(ev.corrected, expected)
+    flipped = 2
+    assert float(ev.recovered[flipped].max()) < 0.3, "recovered accuracy only says 'low'"
+    assert bool((ev.corrected[flipped] < 0).all()) and bool((ev.corrected_ci[1][flipped] < 0).all()), \
+        "the chance-corrected one says 'below chance': a reversed direction"
+    assert float(ev.corrected[ev.best]) == pytest.approx(1.0)

@@ -7,7 +7,8 @@
 3. Accuracy on B: question accuracy when B is grouped (the top-scoring row of each group
    must be the true one), else row accuracy of `score > 0`, the threshold having been
    chosen on A's training rows. AUROC over rows too.
-4. Recovered accuracy = clip(acc(A -> B) / acc(best probe for B), 0, 1), the best probe for
+4. Recovered accuracy = clip(acc(A -> B) / acc(best probe for B), 0, 1), and its
+   chance-corrected twin (acc - chance) / (best - chance), the best probe for
    B being the probe trained on B with the highest accuracy on B's hparams split (baselines
    such as the random direction are reference points, never the best probe); both
    accuracies are taken on B's validation split, with a paired bootstrap CI.
@@ -262,6 +263,10 @@ class Evaluation:
     best: tuple[int, int] | None  # (probe index, layer index) of the best probe for B
     chance: float = 0.5
     note: str = ""
+    # chance-corrected recovered accuracy, (acc - chance) / (best - chance): 0 = chance, < 0 = below it
+    # (a flipped sign); not clipped, so a systematic flip shows instead of being floored away
+    corrected: torch.Tensor | None = None
+    corrected_ci: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int = 1000, seed: int = 0,
@@ -280,7 +285,7 @@ def evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int = 1000, s
         acc = v.accuracy
         acc_ci = (_quantile(means, tail), _quantile(means, 1 - tail))
         own = [i for i, a in enumerate(bank.trained_on) if a == v.dataset and bank.algorithm[i] not in BASELINES]
-        recovered = recovered_ci = best = None
+        recovered = recovered_ci = best = corrected = corrected_ci = None
         note = ""
         if not own:
             note = (f"no probe other than a baseline ({', '.join(BASELINES)}) was trained on {v.dataset}, so its "
@@ -299,8 +304,12 @@ def evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int = 1000, s
                 recovered = (acc / top).clamp(0, 1)
                 ratio = (means / means[best][None, None, :].clamp_min(1e-12)).clamp(0, 1)
                 recovered_ci = (_quantile(ratio, tail), _quantile(ratio, 1 - tail))
+                corrected = (acc - v.chance) / (top - v.chance)
+                above = (means[best][None, None, :] - v.chance).clamp_min(1e-12)
+                ratio = (means - v.chance) / above
+                corrected_ci = (_quantile(ratio, tail), _quantile(ratio, 1 - tail))
         out.append(Evaluation(v.dataset, v.grouped, U, h.accuracy, acc, acc_ci, v.auroc, recovered, recovered_ci,
-                              best, v.chance, note))
+                              best, v.chance, note, corrected, corrected_ci))
     return out
 
 

@@ -20,7 +20,7 @@ from transferlab.probes.figures import (fig_algorithms, fig_best_by, fig_cluster
                                         fig_ecdf_by_layer, fig_from_to, fig_layer_curves, fig_lda, fig_matrix,
                                         fig_truthful_qa)
 from transferlab.probes.results import ProbeResults
-from transferlab.probes.tables import THRESHOLD, Tables, cross_model_tables, from_and_to, headline
+from transferlab.probes.tables import THRESHOLD, Tables, below_chance, cross_model_tables, from_and_to, headline
 
 
 def _pct(v: float) -> str:
@@ -105,6 +105,9 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
               f"| share of probes above 80 % recovered (generalisation score, {h['probes']} probes) | "
               f"{_pct(h['share_above_80'])} |",
               f"| share of cells above 80 % recovered | {_pct(h['cells_above_80'])} |",
+              f"| mean cross-dataset chance-corrected recovered accuracy | {_pct(h['mean_corrected'])} |",
+              f"| mean cross-dataset accuracy (the seed's headline measure) | {_pct(h['mean_cross_accuracy'])} |",
+              f"| cells below chance beyond noise (a reversed direction) | {h['below_chance_cells']} |",
               f"| random-direction baseline, mean generalisation score | {_pct(h['random_mean_recovered'])} |"]
     if "best" in h:
         b = h["best"]
@@ -112,7 +115,17 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
                      f"{b['trained_on']}, layer {b['layer']}: {_pct(b['score'])} |")
     lines += ["", "A probe is (algorithm, trained on, layer); its generalisation score is its mean recovered accuracy "
               "on the other datasets (validation). Recovered accuracy = clip(acc(A→B) / acc(best probe for B), 0, 1), "
-              "the best probe for B chosen on B's hparams split.", ""]
+              "the best probe for B chosen on B's hparams split; the random baseline is never that best probe. "
+              "Chance-corrected recovered accuracy = (acc(A→B) − chance(B)) / (acc(best for B) − chance(B)), not "
+              "clipped: 0 is chance, 1 the best probe, below 0 a direction that points the wrong way on B.", ""]
+    flipped = below_chance(t)
+    if len(flipped):
+        lines += ["### Below chance beyond noise", "",
+                  "| probe | evaluated on | chance-corrected | 95 % CI |", "|---|---|---|---|"]
+        for r in flipped.itertuples():
+            lines.append(f"| {DISPLAY.get(r.algorithm, r.algorithm)} trained on {r.trained_on}, L{int(r.layer)} | "
+                         f"{r.evaluated_on} | {r.value:+.2f} | [{r.ci_low:+.2f}, {r.ci_high:+.2f}] |")
+        lines.append("")
     # per algorithm
     rows = []
     for a in [a for a in DISPLAY if a in set(t.probes.algorithm)]:

@@ -122,9 +122,11 @@ def result_rows(model: str, source_model: str, bank: Any, evaluations: list[Any]
                 if auroc == auroc:
                     rows.append((*base, "validation", "auroc", auroc, n, None, None))
                 if ev.recovered is not None:
-                    assert ev.recovered_ci is not None
+                    assert ev.recovered_ci is not None and ev.corrected is not None and ev.corrected_ci is not None
                     rows.append((*base, "validation", "recovered", float(ev.recovered[p, li]), n,
                                  float(ev.recovered_ci[0][p, li]), float(ev.recovered_ci[1][p, li])))
+                    rows.append((*base, "validation", "recovered_cc", float(ev.corrected[p, li]), n,
+                                 float(ev.corrected_ci[0][p, li]), float(ev.corrected_ci[1][p, li])))
     return rows
 
 

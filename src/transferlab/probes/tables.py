@@ -38,6 +38,7 @@ class Tables:
         val = own[own.split == "validation"]
         self.acc = val[val.metric == "acc"]
         self.recovered = val[val.metric == "recovered"]
+        self.corrected = val[(val.metric == "recovered_cc") & (val.trained_on != val.evaluated_on)]
         hp = own[(own.split == "hparams") & (own.metric == "acc")]
         # hparams recovered accuracy, for choosing probes without touching validation
         own_hp = hp[(hp.trained_on == hp.evaluated_on) & ~hp.algorithm.isin(BASELINES)]
@@ -123,14 +124,27 @@ def cross_model_tables(frame: Any) -> tuple[Any, Any] | None:
     return matrix, detail
 
 
+def below_chance(t: Tables, most: int = 10) -> Any:
+    """Cross-dataset cells whose chance-corrected recovered accuracy is below chance beyond noise
+    (CI entirely below 0): the probe's direction is reversed on that dataset. Worst first."""
+    cells = t.corrected[~t.corrected.algorithm.isin(BASELINES) & (t.corrected.ci_high < 0)]
+    return cells.sort_values("value").head(most)
+
+
 def headline(t: Tables) -> dict[str, Any]:
     """The three numbers of seed 003's table, for this run (random baseline excluded, shown apart)."""
     real = t.probes[~t.probes.algorithm.isin(BASELINES)]
     cells = t.cells[~t.cells.algorithm.isin(BASELINES)]
     rand = t.probes[t.probes.algorithm.isin(BASELINES)]
     best = t.best(frame=real)
+    corrected = t.corrected[~t.corrected.algorithm.isin(BASELINES)]
+    cross_acc = t.acc[(t.acc.trained_on != t.acc.evaluated_on) & ~t.acc.algorithm.isin(BASELINES)]
+    flipped = corrected[corrected.ci_high < 0]  # below chance beyond noise: the direction's sign is reversed
     out = {
         "mean_recovered": float(cells.value.mean()) if len(cells) else float("nan"),
+        "mean_corrected": float(corrected.value.mean()) if len(corrected) else float("nan"),
+        "mean_cross_accuracy": float(cross_acc.value.mean()) if len(cross_acc) else float("nan"),
+        "below_chance_cells": int(len(flipped)),
         "share_above_80": float((real.score > THRESHOLD).mean()) if len(real) else float("nan"),
         "cells_above_80": float((cells.value > THRESHOLD).mean()) if len(cells) else float("nan"),
         "random_mean_recovered": float(rand.score.mean()) if len(rand) else float("nan"),
