@@ -16,6 +16,15 @@ from transferlab.translation.points import domain_cells, scaling_points
 from transferlab.translation.translators import LEARNED
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main_figure(main: pd.DataFrame, tasks: pd.DataFrame, methods: list[str], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
@@ -41,10 +50,7 @@ def main_figure(main: pd.DataFrame, tasks: pd.DataFrame, methods: list[str], pat
     ax.set_yticks(range(len(tasks)), [f"{t.task} ({t.domain})" for t in tasks.itertuples()], fontsize=7)
     fig.colorbar(im, ax=ax, label="score − base_Y", shrink=0.8)
     ax.set_title("Held-out task scores on model Y (colour: gain over base_Y)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def summary_figure(main: pd.DataFrame, methods: list[str], path: Path) -> Path:
@@ -64,10 +70,7 @@ def summary_figure(main: pd.DataFrame, methods: list[str], path: Path) -> Path:
     ax.set_xticks(range(len(methods)), [m.replace("_", "\n", 1) for m in methods], fontsize=7)
     ax.set_ylabel("score − mean translator")
     ax.set_title("Per held-out task (dots) and average (red)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def scaling_figure(trans: pd.DataFrame, path: Path) -> Path:
@@ -95,10 +98,7 @@ def scaling_figure(trans: pd.DataFrame, path: Path) -> Path:
         evaluated = frame.dropna(subset=["score"]).held_out.nunique() if "score" in frame else 0
         ax.set_title(f"{frame.method.iloc[0]}: gain over {evaluated} evaluated, cosine over "
                      f"{frame.held_out.nunique()} held-out tasks", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def domain_figure(cross: pd.DataFrame, main: pd.DataFrame, path: Path) -> Path:
@@ -130,10 +130,7 @@ def domain_figure(cross: pd.DataFrame, main: pd.DataFrame, path: Path) -> Path:
         ax.set_ylabel("held-out domain")
         ax.set_title(f"{frame.method.iloc[0]}: {title}", fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def matrix_figure(matrix: pd.DataFrame, path: Path) -> Path:
@@ -160,7 +157,4 @@ def matrix_figure(matrix: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("model")
     ax.set_title(f"Mean over {matrix.task.nunique()} tasks", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
