@@ -270,3 +270,23 @@ def test_the_report_never_picks_a_baseline_as_best(tmp_path):
     _, picked = t.matrix()
     assert set(picked.algorithm) == {"dim"}, "no matrix row is a random probe"
     assert headline(t)["best"]["algorithm"] == "dim"
+
+
+def test_matrix_cells_at_chance_are_marked(tmp_path):
+    from transferlab.probes.tables import Tables, at_chance
+
+    rows = []
+    for a in ("x", "y"):
+        for b in ("x", "y"):
+            cell = ("m", "m", "dim", 1, a, b)
+            rows += [(*cell, "hparams", "acc", 0.8, None, None, None),
+                     (*cell, "validation", "acc", 0.8, 20, 0.6, 0.95),
+                     (*cell, "validation", "recovered", 0.9, 20, 0.7, 1.0)]
+            low, high = (-0.2, 0.4) if (a, b) == ("x", "y") else (0.3, 0.9)  # x -> y: its CI includes chance
+            rows.append((*cell, "validation", "recovered_cc", (low + high) / 2, 20, low, high))
+    results = ProbeResults(tmp_path)
+    results.replace("m", "m", rows)
+    t = Tables(results.frame(), "m")
+    matrix, picked = t.matrix()
+    mask = at_chance(t, matrix, picked)
+    assert mask.loc["x", "y"] and not mask.loc["y", "x"] and not mask.loc["x", "x"]

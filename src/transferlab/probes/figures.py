@@ -121,19 +121,27 @@ def fig_datasets(t: Tables, path: Path) -> Path:
     return _save(fig, path)
 
 
-def fig_matrix(matrix: Any, title: str, path: Path) -> Path:
+def fig_matrix(matrix: Any, title: str, path: Path, chance: Any = None) -> Path:
+    """The recovered-accuracy matrix; cells in `chance` (CI of the chance-corrected score includes 0)
+    are hatched, so a colour that only encodes the dataset's difficulty is not read as transfer."""
     plt = _plt()
     n_rows, n_cols = matrix.shape
-    fig, ax = plt.subplots(figsize=(0.6 * n_cols + 2.5, 0.5 * n_rows + 1.8))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.6 * n_cols + 2.5), 0.5 * n_rows + 1.8))
     image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="magma")
     for i in range(n_rows):
         for j in range(n_cols):
             v = matrix.iat[i, j]
             if v == v:
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+            if chance is not None and bool(chance.iat[i, j]):
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="grey",
+                                           lw=0))
+    if chance is not None and bool(chance.to_numpy().any()):
+        title = f"{title}\n(hatched: not distinguishable from chance, 95 % CI)"
     ax.set_xticks(range(n_cols), matrix.columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n_rows), matrix.index, fontsize=8)
-    ax.set(xlabel="evaluated on", ylabel="trained on", title=title)
+    ax.set(xlabel="evaluated on", ylabel="trained on")
+    ax.set_title(title, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.04, label="recovered accuracy")
     return _save(fig, path)
 

@@ -20,7 +20,7 @@ from transferlab.probes.figures import (fig_algorithms, fig_best_by, fig_cluster
                                         fig_ecdf_by_layer, fig_from_to, fig_layer_curves, fig_lda, fig_matrix,
                                         fig_truthful_qa)
 from transferlab.probes.results import ProbeResults
-from transferlab.probes.tables import THRESHOLD, Tables, below_chance, cross_model_tables, from_and_to, headline
+from transferlab.probes.tables import THRESHOLD, Tables, at_chance, below_chance, cross_model_tables, from_and_to, headline
 
 
 def _pct(v: float) -> str:
@@ -58,7 +58,7 @@ def write_report(root: Path, console: Any = None) -> list[Path]:
     written.append(fig_datasets(t, out / "r3a_datasets.png"))
     matrix, picked = t.matrix()
     written.append(fig_matrix(matrix, f"{model}: recovered accuracy of each dataset's best probe",
-                              out / "r3b_matrix.png"))
+                              out / "r3b_matrix.png", at_chance(t, matrix, picked)))
     written.append(fig_from_to(matrix, model, out / "r3c_to_and_from.png"))
     written.append(fig_clustering(matrix, model, out / "r3d_clustering.png"))
     written.append(fig_truthful_qa(t, out / "r4_truthful_qa.png"))
@@ -68,8 +68,9 @@ def write_report(root: Path, console: Any = None) -> list[Path]:
                                     f"{model}: {first}, trained and tested in distribution", out / "v1_in_distribution.png"))
     got = [d for d in t.datasets if run.get("datasets", {}).get(d, {}).get("family") == "got"]
     if len(got) >= 2:
-        got_matrix, _ = t.matrix(got)
-        written.append(fig_matrix(got_matrix, f"{model}: Geometry-of-Truth sets", out / "v2_got.png"))
+        got_matrix, got_picked = t.matrix(got)
+        written.append(fig_matrix(got_matrix, f"{model}: Geometry-of-Truth sets", out / "v2_got.png",
+                                  at_chance(t, got_matrix, got_picked)))
     repe = [d for d in t.datasets if run.get("datasets", {}).get(d, {}).get("family") in ("repe", "mmlu")]
     if repe and "lat" in set(t.probes.algorithm):
         written.append(fig_layer_curves(t, repe, ["lat"], f"{model}: LAT (RepE) by layer", out / "v3_repe.png"))

@@ -94,6 +94,15 @@ class Tables:
         return table.loc[rows, cols], picked.set_index("trained_on")
 
 
+def at_chance(t: Tables, matrix: Any, picked: Any) -> Any:
+    """Cells of `matrix` (from `Tables.matrix`) whose chance-corrected CI includes 0: the probe is
+    not distinguishable from guessing there. A boolean frame shaped like the matrix."""
+    cc = t.corrected.merge(picked.reset_index()[PROBE], on=PROBE)
+    cc = cc.assign(chance=(cc.ci_low <= 0) & (cc.ci_high >= 0))
+    mask = cc.pivot_table(index="trained_on", columns="evaluated_on", values="chance", aggfunc="max")
+    return mask.reindex(index=matrix.index, columns=matrix.columns).fillna(False).astype(bool)
+
+
 def from_and_to(matrix: Any) -> Any:
     import pandas as pd
 
