@@ -46,3 +46,23 @@ def test_paired_ratio_of_means_and_degenerate_denominator():
     est = paired_ratio([1, 1, 0, 0], [1, 1, 1, 1])
     assert est.value == pytest.approx(0.5) and est.ci_low <= 0.5 <= est.ci_high
     assert np.isnan(paired_ratio([1, 0], [0, 0]).value)  # nothing to divide by: NA, not infinity
+
+
+def test_bh_qvalues_equal_scipys_and_keep_nan_out_of_the_family():
+    from scipy.stats import false_discovery_control
+
+    from transferlab.stats import bh_qvalues
+
+    p = np.random.default_rng(0).uniform(size=40) ** 3
+    assert np.allclose(bh_qvalues(p), false_discovery_control(p, method="bh"))
+    with_nan = np.concatenate([p[:10], [np.nan]])
+    q = bh_qvalues(with_nan)
+    assert np.isnan(q[-1]) and np.allclose(q[:10], false_discovery_control(p[:10], method="bh"))
+
+
+def test_bootstrap_p_agrees_with_the_interval():
+    rng = np.random.default_rng(1)
+    clear = paired_difference(rng.normal(0.3, 1, 400), np.zeros(400), 2000)
+    null = paired_difference(rng.normal(0.0, 1, 400), np.zeros(400), 2000)
+    assert clear.significant and clear.p < 0.05
+    assert (null.p < 0.05) == null.significant and 0 < null.p <= 1

@@ -81,3 +81,35 @@ def test_clusters_leave_out_source_only_and_target_only_tasks(tmp_path):
     assert "Left out, being only a source or only a target: ifeval, instructions." in clusters
     assert "| task | cluster |" in clusters and "Not enough cells" not in clusters
     assert {line.split("|")[1].strip() for line in clusters.splitlines() if line.startswith("| ")} >= {"a", "b", "c"}
+
+
+def test_gain_marks_control_the_false_discovery_rate(tmp_path):
+    """One gain whose CI just excludes zero among many null cells is not marked after BH; a
+    strong one is. Without p-values (another tool's table) the mark falls back to the CI."""
+    from transferlab.engine.store import NONE
+    from transferlab.transfer.report import matrices, write_report
+
+    tasks = [f"t{i}" for i in range(6)]
+    rows = []
+    for t in tasks:
+        rows.append(("m", NONE, NONE, t, "baseline", 0, "acc", 0.5, 100, 0.4, 0.6))
+        for s in tasks:
+            gain, low, high, p = 0.0, -0.1, 0.1, 0.9
+            if (s, t) == ("t0", "t1"):
+                gain, low, high, p = 0.08, 0.005, 0.16, 0.04  # nominally significant
+            if (s, t) == ("t2", "t3"):
+                gain, low, high, p = 0.3, 0.2, 0.4, 0.0005  # survives the correction
+            condition = "direct" if s == t else "transfer"
+            rows += [("m", "lora", s, t, condition, 0, "acc", 0.5 + gain, 100, 0.4 + gain, 0.6 + gain),
+                     ("m", "lora", s, t, condition, 0, "gain:acc", gain, 100, low, high),
+                     ("m", "lora", s, t, condition, 0, "p:gain:acc", p, 100, None, None)]
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    _, gains = matrices(frame, "m", "lora")
+    cell = lambda g, s, t: g[(g.trained_on == s) & (g.evaluated_on == t)].iloc[0]  # noqa: E731
+    assert cell(gains, "t0", "t1").q > 0.05 and cell(gains, "t2", "t3").q < 0.05
+    summary = write_report(frame, tmp_path / "r")[0].read_text()
+    assert "+0.080 [+0.005, +0.160] |" in summary.replace("*", "") and "+0.080 [+0.005, +0.160]*" not in summary
+    assert "+0.300 [+0.200, +0.400]*" in summary
+    assert "over its 36 gain cells" in summary and "2 cells have a CI excluding zero before the correction" in summary
+    no_p = frame[~frame.metric.str.startswith("p:")]
+    assert "+0.080 [+0.005, +0.160]*" in write_report(no_p, tmp_path / "s")[0].read_text()

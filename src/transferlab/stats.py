@@ -18,6 +18,7 @@ class Estimate:
     n: int
     ci_low: float
     ci_high: float
+    p: float = float("nan")  # two-sided bootstrap p-value of "the mean is 0" (meaningful for differences)
 
     @property
     def significant(self) -> bool:
@@ -40,7 +41,35 @@ def bootstrap_mean(values: Sequence[float], resamples: int = 1000, seed: int = 0
     means = (x[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
     tail = (1 - level) / 2 * 100
     value = float((x * w).sum() / w.sum())
-    return Estimate(value, int(x.size), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+    return Estimate(value, int(x.size), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)),
+                    bootstrap_p(means))
+
+
+def bootstrap_p(means: np.ndarray) -> float:
+    """Two-sided p-value of "the mean is 0" from its bootstrap distribution, the inverse of the
+    percentile interval: p < 0.05 exactly when the 95% interval (nearly) excludes 0. The +1s
+    keep it above 0, since B resamples cannot show a probability below 1 / (B + 1)."""
+    draws = means.size
+    below = (np.count_nonzero(means <= 0) + 1) / (draws + 1)
+    above = (np.count_nonzero(means >= 0) + 1) / (draws + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def bh_qvalues(pvalues: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg q-values (false-discovery-rate adjusted p-values) of a family of
+    tests, e.g. every gain cell of a matrix; NaN p-values stay NaN and do not count in the family.
+
+    q_(i) = min over j >= i of p_(j) * m / j, for p sorted ascending, capped at 1.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    q = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    if tested.size == 0:
+        return q
+    order = tested[np.argsort(p[tested], kind="stable")]
+    ranked = p[order] * tested.size / np.arange(1, tested.size + 1)
+    q[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    return q
 
 
 def paired_difference(treated: Sequence[float], control: Sequence[float], resamples: int = 1000, seed: int = 0,

@@ -111,6 +111,34 @@ def primary_rows(results: pd.DataFrame, kind: str = "gain",
     return out.reset_index(drop=True)
 
 
+ALPHA = 0.05  # the false discovery rate the significance marks control
+
+
+def gain_qvalues(results: pd.DataFrame) -> pd.DataFrame:
+    """Benjamini-Hochberg q-values of the gain cells, one family per (model, learner, seed): every
+    cell of that matrix, in its target's primary metric, from the `p:gain:` rows the study wrote.
+
+    With several seeds a cell's q is its largest over seeds (it counts as significant only if it
+    is in every seed: an intersection-union test, valid whatever the seeds share). Returns the
+    cell keys with `q`; empty when the table holds no p-values (e.g. one imported from another tool).
+    """
+    from transferlab.stats import bh_qvalues
+
+    frame = check_results(results)
+    bare = frame["metric"].astype(str).str.split(":").str[-1]
+    primary = {t: primary_metric(t, sorted(bare[frame["evaluated_on"] == t].unique()))
+               for t in frame["evaluated_on"].unique()}
+    wanted = frame["evaluated_on"].map(lambda t: "p:gain:" + primary[t])
+    p = frame[frame["metric"] == wanted].copy()
+    if p.empty:
+        return pd.DataFrame(columns=[*CELL, "q", "tests"])
+    parts = []
+    for _, family in p.groupby(["model", "learner", "seed"]):
+        parts.append(family.assign(q=bh_qvalues(family["value"].to_numpy()), tests=int(family["value"].notna().sum())))
+    q = pd.concat(parts)
+    return q.groupby(CELL, as_index=False).agg(q=("q", "max"), tests=("tests", "max"))
+
+
 def seed_mean(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     """Average over seeds: value = mean, std = spread between seeds (0 for one seed),
     seeds = how many, CI bounds = mean of the per-seed bounds. A cell that is NA in any

@@ -9,20 +9,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from transferlab.errors import TransferlabError
 from transferlab.engine.store import NONE
-from transferlab.transfer.analysis import primary_metric
+from transferlab.transfer.analysis import ALPHA, primary_metric
 
 
 def matrices(results: pd.DataFrame, model: str, learner: str,
              kinds: tuple[str, ...] = ("", "gain:")) -> list[pd.DataFrame]:
     """One long frame per metric kind ('' = scores, 'gain:', 'relative:', 'efficiency:'),
     each with rows = what was trained on ('base' first) and columns = targets."""
-    from transferlab.transfer.analysis import seed_mean
+    from transferlab.transfer.analysis import CELL, gain_qvalues, seed_mean
 
     frame = seed_mean(results[results["model"] == model])
+    qvalues = gain_qvalues(results[results["model"] == model])
+    frame = frame.merge(qvalues, on=CELL, how="left") if not qvalues.empty else frame.assign(q=np.nan, tests=np.nan)
     targets = sorted(frame["evaluated_on"].unique())
     metric_of = {t: primary_metric(t, sorted(frame.loc[frame["evaluated_on"] == t, "metric"].unique()))
                  for t in targets}
@@ -34,11 +37,22 @@ def matrices(results: pd.DataFrame, model: str, learner: str,
             continue
         row = {"trained_on": "base" if is_base else r["trained_on"], "evaluated_on": r["evaluated_on"],
                "metric": base_metric, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-               "std": r["std"], "seeds": r["seeds"], "n": r["n"]}
+               "std": r["std"], "seeds": r["seeds"], "n": r["n"], "q": np.nan, "tests": np.nan}
         for kind in kinds:
             if r["metric"] == f"{kind}{base_metric}":
-                found[kind].append(row)
+                found[kind].append({**row, **({"q": r["q"], "tests": r["tests"]} if kind == "gain:" else {})})
     return [pd.DataFrame(found[k]) for k in kinds]
+
+
+def marked(cell: pd.Series | dict, center: float = 0.0) -> bool:
+    """A cell's significance mark: its BH q-value below ALPHA when it has one (gains the study
+    wrote p-values for), else its 95% CI excluding `center` (ratios, tables from other tools)."""
+    if pd.isna(cell["value"]):
+        return False
+    q = cell.get("q", np.nan)
+    if not pd.isna(q):
+        return bool(q < ALPHA)
+    return bool(cell["ci_low"] > center or cell["ci_high"] < center)
 
 
 def _fmt_ci(value: float, low: float, high: float, signed: bool = False) -> str:
@@ -72,7 +86,7 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
             notes[i][j] = "NA"
             continue
         grid[i, j] = c["value"]
-        star = "*" if diverging and (c["ci_low"] > center or c["ci_high"] < center) else ""
+        star = "*" if diverging and marked(c, center) else ""
         notes[i][j] = f"{c['value']:+.3f}{star}\n[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if diverging else \
             f"{c['value']:.3f}\n[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
     fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.8, 0.9 * len(rows) + 1.8))
@@ -98,7 +112,9 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
                         color="black" if light else "white")
     ax.set_title(title)
     n = int(cells["n"].max()) if "n" in cells else 0
-    note = ("cells: value [95% bootstrap CI]" + (f"; * = CI excludes {center:g}" if diverging else "")
+    by_q = "q" in cells and cells["q"].notna().any()
+    mark = f"* = BH q < {ALPHA:g}" if by_q else f"* = CI excludes {center:g}"
+    note = ("cells: value [95% bootstrap CI]" + (f"; {mark}" if diverging else "")
             + f"; n ≤ {n} per target")
     fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
     fig.colorbar(image, ax=ax, shrink=0.8)
@@ -121,7 +137,8 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
     written: list[Path] = []
     lines = [f"# {title}", "",
              "Scores are means over the evaluation examples with 95% bootstrap CIs; gains are paired differences "
-             "against the untrained base model on the same examples (`*`: the CI excludes zero). "
+             "against the untrained base model on the same examples (`*`: Benjamini-Hochberg q < 0.05 over "
+             "the matrix's gain cells, or the CI excluding zero where the table holds no p-values). "
              "Regenerate with `transferlab report RUN_DIR`.", ""]
     trained = results[results["condition"] != "baseline"]
     pairs = sorted(set(zip(trained["model"], trained["learner"]))) or \
@@ -182,7 +199,7 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str, center: float = 0.0)
                 entries.append("")
                 continue
             h = hit.iloc[0]
-            star = "*" if signed and not pd.isna(h["value"]) and (h["ci_low"] > center or h["ci_high"] < center) else ""
+            star = "*" if signed and marked(h, center) else ""
             spread = f" ({int(h['seeds'])} seeds)" if h.get("seeds", 1) > 1 else ""
             if spread and not pd.isna(h["value"]):
                 spread = f" ± {h['std']:.3f}{spread}"
@@ -196,15 +213,22 @@ def _findings(gains: pd.DataFrame) -> list[str]:
     off = gains[gains["trained_on"] != gains["evaluated_on"]]
     diag = gains[gains["trained_on"] == gains["evaluated_on"]]
     out = ["Findings:"]
+    tests = gains["tests"].max() if "tests" in gains else np.nan
+    if not pd.isna(tests):
+        uncorrected = int(((gains["ci_low"] > 0) | (gains["ci_high"] < 0)).sum())
+        out.append(f"- significance is controlled over the matrix: Benjamini-Hochberg q < {ALPHA:g} over its "
+                   f"{int(tests)} gain cells (at a {ALPHA:.0%} level each, about {ALPHA * tests:.1f} of them would "
+                   f"pass by chance alone); {uncorrected} cells have a CI excluding zero before the correction.")
     if not diag.empty:
-        sig = diag[diag["ci_low"] > 0]
+        sig = diag[diag.apply(marked, axis=1) & (diag["value"] > 0)]
         out.append(f"- direct training helped its own task significantly in {len(sig)} of {len(diag)} tasks.")
     if not off.empty:
         best = off.sort_values("value").iloc[-1]
         out.append(f"- largest transfer: {best['trained_on']} → {best['evaluated_on']}: "
                    f"{_fmt_ci(best['value'], best['ci_low'], best['ci_high'], True)}.")
-        positive = off[off["ci_low"] > 0]
-        negative = off[off["ci_high"] < 0]
+        mark = off.apply(marked, axis=1) if len(off) else pd.Series(dtype=bool)
+        positive = off[mark & (off["value"] > 0)]
+        negative = off[mark & (off["value"] < 0)]
         out.append(f"- significant positive transfer in {len(positive)} of {len(off)} off-diagonal cells, "
                    f"negative in {len(negative)}" + (": " + ", ".join(
                        f"{r.trained_on} → {r.evaluated_on}" for r in negative.itertuples()) if len(negative) else "")

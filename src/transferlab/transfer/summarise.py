@@ -56,8 +56,10 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
             if cell.condition != "baseline" and base is not None:
                 shared, treated, control = align(result["uids"], scores, base["uids"], base["scores"][metric])
                 paired_weights = [weights[i] for i in shared] if weights else None
-                rows.append(_row(cell, f"gain:{metric}", paired_difference(treated, control, resamples, cell.seed,
-                                                                          weights=paired_weights)))
+                gain = paired_difference(treated, control, resamples, cell.seed, weights=paired_weights)
+                rows.append(_row(cell, f"gain:{metric}", gain))
+                # the gain's p-value, so the report can control the false discovery rate over a matrix
+                rows.append(_row(cell, f"p:gain:{metric}", Estimate(gain.p, gain.n, NA, NA)))
     return store.add_results(rows)
 
 
