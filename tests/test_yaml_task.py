@@ -66,3 +66,20 @@ def test_bad_task_files_are_clear(tmp_path):
         load_task_file(write_task(tmp_path, "{path: missing.jsonl}")).all_examples()
     with pytest.raises(TransferlabError, match="already taken"):
         register_task_file(write_task(tmp_path, "{path: x.jsonl}", name="cities"))
+
+
+def test_every_task_declares_its_chance_level(tmp_path):
+    from tests.toy_tasks import Comparison, Echo
+    from transferlab.tasks import get_task
+
+    assert Comparison().chance_level() == 0.5 and Echo().chance_level() == 0.0
+    assert get_task("mmlu-math").chance_level() == pytest.approx(0.25)
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"q": "a?", "label": 0}\n{"q": "b?", "label": 1}\n')
+    spec = tmp_path / "t.yaml"
+    spec.write_text(f"name: chance-task\nsource: {{path: {data}}}\nprompt: '{{{{ q }}}}'\nchoices: [x, y, z]\n"
+                    "answer: label\nchance: 0.4\n")
+    from transferlab.tasks.yaml_task import register_task_file
+
+    register_task_file(spec)
+    assert get_task("chance-task").chance_level() == 0.4

@@ -79,6 +79,7 @@ class Task(ABC):
     metrics: tuple[str, ...] = ("acc", "acc_norm")
     primary_metric: str = "acc"
     split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)
+    chance: float | None = None  # the score of guessing; None = derived (see `chance_level`)
 
     _cache: list[Example] | None = None
 
@@ -113,6 +114,18 @@ class Task(ABC):
         example counts as many times as it has instructions.
         """
         return 1.0
+
+    def chance_level(self, examples: Sequence[Example] | None = None) -> float:
+        """The score a model gets by guessing: the declared `chance`, else for multiple choice the
+        mean of 1 / (number of choices) over `examples` (default: the test split), else 0 (a
+        generated answer that ignores the question scores nothing). A ratio whose denominator is
+        within noise of this is NA: it would measure nothing."""
+        if self.chance is not None:
+            return float(self.chance)
+        if self.output_type != "multiple_choice":
+            return 0.0
+        sizes = [len(e.choices) for e in (self.examples("test") if examples is None else examples) if e.choices]
+        return sum(1 / k for k in sizes) / len(sizes) if sizes else 0.0
 
     def fingerprint(self) -> str:
         """Identity of the task for cache keys: name, version, prompt settings and data."""

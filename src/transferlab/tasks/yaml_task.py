@@ -27,7 +27,7 @@ from transferlab.tasks.registry import TASKS, task_names
 
 FIELDS = {"name", "domain", "description", "output_type", "source", "prompt", "target", "choices", "choices_field",
           "answer", "metrics", "system_prompt", "num_fewshot", "max_new_tokens", "stop", "version", "id_field",
-          "split_fractions"}
+          "split_fractions", "chance"}
 GEN_METRICS = ("exact_match", "contains", "numeric")
 _registered: dict[str, str] = {}
 
@@ -72,6 +72,10 @@ class YamlTask(Task):
         self.num_fewshot = int(config.get("num_fewshot", 0))
         self.max_new_tokens = int(config.get("max_new_tokens", 64))
         self.stop = tuple(config.get("stop", ()))
+        if "chance" in config:
+            self.chance = float(config["chance"])
+            if not 0 <= self.chance <= 1:
+                raise TransferlabError(f"{origin}: chance must be a score between 0 and 1, got {self.chance}")
         if "split_fractions" in config:
             self.split_fractions = tuple(config["split_fractions"])  # type: ignore[assignment]
         if self.output_type == "generate":

@@ -161,7 +161,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
             lines += _findings(gains)
         for frame, kind, name, definition, why_na, center in (
                 (efficiency, "efficiency", "transfer efficiency", "transfer / direct score",
-                 "the direct score's 95% CI includes zero", 1.0),
+                 "the direct score's 95% CI reaches the task's chance level", 1.0),
                 (relative, "relative", "relative transfer (gap recovered)", "(transfer − base) / (direct − base)",
                  "the direct gain's 95% CI includes zero: the oracle gained nothing measurable", 0.0)):
             if frame.empty:

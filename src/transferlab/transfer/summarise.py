@@ -67,16 +67,21 @@ def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[
     """Transfer efficiency = transfer / direct, and relative transfer (gap recovered) =
     (transfer - base) / (direct - base), paired over the examples all three share.
 
-    Each is NA when its denominator is within noise of zero: efficiency when the direct
-    score's CI includes zero, relative transfer when the direct gain's does (the oracle
-    itself gained nothing measurable). A ratio over noise would be meaningless.
+    Each is NA when its denominator is within noise of what it is compared with: efficiency
+    when the direct score's CI reaches the task's chance level (a direct score of 0.30 with
+    chance 0.25 is no score to divide by), relative transfer when the direct gain's CI
+    includes zero (the oracle itself gained nothing measurable). A ratio over noise would
+    be meaningless.
     """
     evaluations = [load(k) for k in (cell.evaluation, direct.evaluation, cell.baseline)]
     if any(e is None for e in evaluations):
         return []
     transfer, oracle, base = evaluations
     rows = []
-    for metric in get_task(cell.evaluated_on).metrics:
+    task = get_task(cell.evaluated_on)
+    scored = set(transfer["uids"])
+    chance = task.chance_level([e for e in task.examples(transfer.get("split", "test")) if e.uid in scored])
+    for metric in task.metrics:
         index = [{u: i for i, u in enumerate(e["uids"])} for e in (oracle, base)]
         shared = [i for i, u in enumerate(transfer["uids"]) if all(u in ix for ix in index)]
         pick = lambda e, ix: [e["scores"][metric][ix[transfer["uids"][i]]] for i in shared]  # noqa: E731
@@ -85,7 +90,7 @@ def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[
         weights = transfer.get("weights", {}).get(metric)
         w = [weights[i] for i in shared] if weights else None
         direct_score = bootstrap_mean(d, resamples, cell.seed, weights=w)
-        efficiency = (paired_ratio(t, d, resamples, cell.seed, weights=w) if direct_score.ci_low > 0
+        efficiency = (paired_ratio(t, d, resamples, cell.seed, weights=w) if direct_score.ci_low > chance
                       else Estimate(NA, len(shared), NA, NA))
         rows.append(_row(cell, f"efficiency:{metric}", efficiency))
         direct_gain = paired_difference(d, b, resamples, cell.seed, weights=w)
