@@ -66,3 +66,19 @@ def test_bootstrap_p_agrees_with_the_interval():
     null = paired_difference(rng.normal(0.0, 1, 400), np.zeros(400), 2000)
     assert clear.significant and clear.p < 0.05
     assert (null.p < 0.05) == null.significant and 0 < null.p <= 1
+
+
+def test_two_seeds_that_disagree_pool_to_a_wider_interval_than_either():
+    from transferlab.stats import hierarchical_mean
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0.0, 1, 300), rng.normal(0.4, 1, 300)
+    pooled = hierarchical_mean([a, b], 2000, seed=0)
+    each = [bootstrap_mean(x, 2000, seed=0) for x in (a, b)]
+    width = pooled.ci_high - pooled.ci_low
+    assert all(width > e.ci_high - e.ci_low for e in each)
+    assert pooled.value == pytest.approx((a.mean() + b.mean()) / 2)
+    averaged = np.mean([e.ci_high for e in each]) - np.mean([e.ci_low for e in each])
+    assert width > 1.5 * averaged, "averaging the seeds' bounds would hide their disagreement"
+    agree = hierarchical_mean([a, a + 1e-9], 2000, seed=0)
+    assert agree.ci_high - agree.ci_low == pytest.approx(each[0].ci_high - each[0].ci_low, rel=0.3)

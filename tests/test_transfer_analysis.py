@@ -279,3 +279,52 @@ def test_a_ratio_na_in_one_seed_is_na_over_seeds():
     out = seed_mean(pd.DataFrame(rows, columns=RESULT_COLUMNS)).set_index("evaluated_on")
     assert math.isnan(out.loc["b", "value"]) and math.isnan(out.loc["b", "std"]) and out.loc["b", "seeds"] == 2
     assert out.loc["c", "value"] == pytest.approx(0.5) and out.loc["c", "std"] == pytest.approx(0.1414, abs=1e-4)
+
+
+def test_seed_mean_takes_the_ci_of_the_row_pooled_over_seeds():
+    from transferlab.engine.store import POOLED
+
+    frame = Results().cell("a", "b", 0.10, 0.03, seed=0).cell("a", "b", 0.30, 0.03, seed=1).frame()
+    pooled = pd.DataFrame([("m", "lora", "a", "b", "transfer", POOLED, "gain:acc", 0.20, 400, 0.02, 0.38)],
+                          columns=RESULT_COLUMNS)
+    averaged = seed_mean(primary_rows(frame)).iloc[0]
+    assert (averaged.ci_low, averaged.ci_high) == pytest.approx((0.17, 0.23))  # the fallback, too narrow
+    both = pd.concat([frame, pooled], ignore_index=True)
+    cell = seed_mean(primary_rows(both, pooled=True)).iloc[0]
+    assert (cell.value, cell.ci_low, cell.ci_high, cell.seeds) == pytest.approx((0.20, 0.02, 0.38, 2))
+    assert len(primary_rows(both)) == 2, "per-seed analyses never see the pooled row"
+
+
+def test_summarise_pools_two_seeds_hierarchically(tmp_path):
+    import json
+
+    import numpy as np
+
+    from transferlab.engine.store import POOLED, Store
+    from transferlab.tasks import get_task
+    from transferlab.transfer.plan import Cell, Plan
+    from transferlab.transfer.summarise import summarise
+
+    uids = [e.uid for e in get_task("cities").examples("test")[:200]]
+    rng = np.random.default_rng(0)
+    store = Store(tmp_path)
+
+    def evaluation(key: str, p: float) -> None:
+        right = (rng.random(len(uids)) < p).astype(float).tolist()
+        with store.writing("evaluation", key) as out:
+            (out / "evaluation.json").write_text(json.dumps(
+                {"task": "cities", "split": "test", "uids": uids, "scores": {"acc": right, "acc_norm": right}}))
+
+    evaluation("base", 0.5)
+    evaluation("seed0", 0.5)  # the two seeds disagree: one adapter helps, the other does not
+    evaluation("seed1", 0.8)
+    cells = [Cell("m", None, None, "cities", "baseline", 0, "base", "base"),
+             *(Cell("m", "lora", "larger_than", "cities", "transfer", s, f"seed{s}", "base") for s in (0, 1))]
+    summarise(Plan([], cells=cells), store, resamples=500)
+    frame = store.results()
+    pooled = frame[(frame.seed == POOLED) & (frame.metric == "gain:acc")].iloc[0]
+    seeds = frame[(frame.seed != POOLED) & (frame.metric == "gain:acc")]
+    assert pooled.value == pytest.approx(seeds.value.mean())
+    assert pooled.ci_high - pooled.ci_low > (seeds.ci_high - seeds.ci_low).max()
+    assert {"p:gain:acc", "acc"} <= set(frame[frame.seed == POOLED].metric)
+    assert POOLED not in set(frame[frame.condition == "baseline"].seed), "the shared baseline is not pooled"

@@ -45,6 +45,35 @@ def bootstrap_mean(values: Sequence[float], resamples: int = 1000, seed: int = 0
                     bootstrap_p(means))
 
 
+def _replicates(x: np.ndarray, w: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    idx = _resample_indices(x.size, resamples, seed)
+    return (x[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
+
+
+def hierarchical_mean(groups: Sequence[Sequence[float]], resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                      weights: Sequence[Sequence[float] | None] | None = None) -> Estimate:
+    """The mean over groups (seeds) of each group's mean, with a two-level bootstrap: each
+    replicate draws the seeds with replacement, then the examples within each drawn seed.
+
+    This is how seeds pool: the interval holds both the noise of the examples and the spread
+    between seeds (so two seeds that disagree give a wider interval than either), which
+    averaging the seeds' own bounds never does.
+    """
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+    arrays_w = [np.ones_like(a) if weights is None or weights[i] is None else np.asarray(weights[i], dtype=float)
+                for i, a in enumerate(arrays)]
+    kept = [(a, w) for a, w in zip(arrays, arrays_w) if a.size]
+    if not kept:
+        return Estimate(float("nan"), 0, float("nan"), float("nan"))
+    per_group = np.stack([_replicates(a, w, resamples, seed + i) for i, (a, w) in enumerate(kept)])  # (S, B)
+    drawn = np.random.default_rng(seed).integers(0, len(kept), size=(resamples, len(kept)))
+    pooled = per_group[drawn, np.arange(resamples)[:, None]].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    value = float(np.mean([(a * w).sum() / w.sum() for a, w in kept]))
+    return Estimate(value, int(sum(a.size for a, _ in kept)), float(np.percentile(pooled, tail)),
+                    float(np.percentile(pooled, 100 - tail)), bootstrap_p(pooled))
+
+
 def bootstrap_p(means: np.ndarray) -> float:
     """Two-sided p-value of "the mean is 0" from its bootstrap distribution, the inverse of the
     percentile interval: p < 0.05 exactly when the 95% interval (nearly) excludes 0. The +1s

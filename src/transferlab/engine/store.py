@@ -28,6 +28,7 @@ RESULT_COLUMNS = ("model", "learner", "trained_on", "evaluated_on", "condition",
                   "value", "n", "ci_low", "ci_high")
 RESULT_KEY = RESULT_COLUMNS[:7]
 NONE = "-"  # the trained_on / learner value of rows with no training (the baseline)
+POOLED = -1  # the seed of a row pooled over seeds (hierarchical bootstrap), beside the per-seed rows
 
 
 @dataclass(frozen=True)

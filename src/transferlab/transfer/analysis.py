@@ -3,10 +3,12 @@ profiles, and the helpers the drift, cluster and hypothesis analyses share.
 
 Everything here is a pure function of the tidy results table (`store.RESULT_COLUMNS`),
 so an analysis can be redone from a CSV without a model. Each target is read in its
-primary metric (`primary_metric`), and seeds are averaged the way the report
-does: the value is the mean over seeds, `std` the spread between seeds, and the CI
-bounds are the means of the per-seed bounds (an approximation; the seed spread is
-reported next to it instead of being folded in).
+primary metric (`primary_metric`), and seeds are combined the way the report does:
+the value is the mean over seeds, `std` the spread between seeds, and the CI is that of
+the rows the study pooled over seeds (seed = `POOLED`: a hierarchical bootstrap over
+seeds, then examples). A table without pooled rows (another tool's) falls back to the
+mean of the per-seed bounds, an approximation that ignores the seed spread; the drift
+and hypothesis analyses still combine seeds that way.
 
 The helpers (`task_domain`, `metric_units`, `primary_rows`, `seed_mean`, `pooled`,
 `mover_difference`, `estimate_of`, `format_estimate`) are shared with `transferlab.transfer.drift`.
@@ -23,7 +25,7 @@ import pandas as pd
 
 from transferlab.stats import Estimate
 from transferlab.errors import TransferlabError
-from transferlab.engine.store import RESULT_COLUMNS
+from transferlab.engine.store import POOLED, RESULT_COLUMNS
 
 KINDS = {"score": "", "gain": "gain:", "efficiency": "efficiency:", "relative": "relative:"}
 CELL = ["model", "learner", "trained_on", "evaluated_on", "condition"]
@@ -81,7 +83,7 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def primary_rows(results: pd.DataFrame, kind: str = "gain",
-                 conditions: Iterable[str] = ("transfer",)) -> pd.DataFrame:
+                 conditions: Iterable[str] = ("transfer",), pooled: bool = False) -> pd.DataFrame:
     """Per-seed rows of one metric kind in each target's primary metric.
 
     Parameters
@@ -92,6 +94,9 @@ def primary_rows(results: pd.DataFrame, kind: str = "gain",
         Which family of rows to keep (`gain:m`, `m`, ...).
     conditions : iterable of str
         The conditions to keep, e.g. ('transfer', 'direct').
+    pooled : bool
+        Keep the rows pooled over seeds (seed = POOLED) too, for `seed_mean`; per-seed
+        analyses leave it False.
 
     Returns
     -------
@@ -106,6 +111,8 @@ def primary_rows(results: pd.DataFrame, kind: str = "gain",
                for t in frame["evaluated_on"].unique()}
     wanted = frame["evaluated_on"].map(lambda t: KINDS[kind] + primary[t])
     keep = (frame["metric"] == wanted) & frame["condition"].isin(list(conditions))
+    if not pooled:
+        keep &= frame["seed"] != POOLED
     out = frame[keep].copy()
     out["metric"] = bare[keep]
     return out.reset_index(drop=True)
@@ -136,20 +143,35 @@ def gain_qvalues(results: pd.DataFrame) -> pd.DataFrame:
     for _, family in p.groupby(["model", "learner", "seed"]):
         parts.append(family.assign(q=bh_qvalues(family["value"].to_numpy()), tests=int(family["value"].notna().sum())))
     q = pd.concat(parts)
-    return q.groupby(CELL, as_index=False).agg(q=("q", "max"), tests=("tests", "max"))
+    pooled = q[q["seed"] == POOLED]  # where the study pooled a cell's seeds, its pooled family decides
+    per_seed = q[q["seed"] != POOLED].groupby(CELL, as_index=False).agg(q=("q", "max"), tests=("tests", "max"))
+    if pooled.empty:
+        return per_seed
+    pooled = pooled[[*CELL, "q", "tests"]]
+    rest = per_seed.merge(pooled[CELL], on=CELL, how="left", indicator=True)
+    return pd.concat([pooled, rest[rest["_merge"] == "left_only"].drop(columns="_merge")], ignore_index=True)
 
 
 def seed_mean(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
-    """Average over seeds: value = mean, std = spread between seeds (0 for one seed),
-    seeds = how many, CI bounds = mean of the per-seed bounds. A cell that is NA in any
-    seed (a ratio over noise) is NA in the mean, not the mean of the other seeds."""
+    """Combine seeds: value = mean, std = spread between seeds (0 for one seed), seeds = how
+    many, and the CI of the cell's row pooled over seeds when the frame holds one (seed =
+    POOLED), else the mean of the per-seed bounds. A cell that is NA in any seed (a ratio
+    over noise) is NA in the mean, not the mean of the other seeds."""
     keys = keys or [*CELL, "metric"]
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "value", "std", "seeds", "n", "ci_low", "ci_high"])
-    out = frame.groupby(keys, as_index=False, dropna=False).agg(
+    per_seed, pooled = frame[frame["seed"] != POOLED], frame[frame["seed"] == POOLED]
+    out = per_seed.groupby(keys, as_index=False, dropna=False).agg(
         value=("value", lambda v: v.mean(skipna=False)), std=("value", "std"), seeds=("seed", "nunique"), n=("n", "max"),
         ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"))
     out["std"] = out["std"].fillna(0.0).where(out["value"].notna())
+    if not pooled.empty:
+        bounds = pooled.groupby(keys, as_index=False, dropna=False).agg(
+            pooled_low=("ci_low", "first"), pooled_high=("ci_high", "first"))
+        out = out.merge(bounds, on=keys, how="left")
+        has = out["pooled_low"].notna()
+        out.loc[has, "ci_low"], out.loc[has, "ci_high"] = out.loc[has, "pooled_low"], out.loc[has, "pooled_high"]
+        out = out.drop(columns=["pooled_low", "pooled_high"])
     return out
 
 
@@ -228,7 +250,7 @@ def asymmetry(results: pd.DataFrame, metric_kind: str = "gain") -> pd.DataFrame:
         with `_ci_low`/`_ci_high`), `difference` (+ CI), `disjoint`, `metric_a_to_b`,
         `metric_b_to_a`.
     """
-    cells = seed_mean(primary_rows(results, metric_kind, ("transfer",)))
+    cells = seed_mean(primary_rows(results, metric_kind, ("transfer",), pooled=True))
     index = {(r.model, r.learner, r.trained_on, r.evaluated_on): r for r in cells.itertuples(index=False)}
     rows = []
     for (model, learner, a, b), forward in sorted(index.items()):
@@ -260,7 +282,7 @@ def negative_transfer(results: pd.DataFrame) -> pd.DataFrame:
         The cells (model, learner, trained_on, evaluated_on, metric, value, std, seeds, n,
         ci_low, ci_high), most harmful first.
     """
-    cells = seed_mean(primary_rows(results, "gain", ("transfer",)))
+    cells = seed_mean(primary_rows(results, "gain", ("transfer",), pooled=True))
     hurt = cells[cells["ci_high"] < 0].sort_values(["value", "trained_on", "evaluated_on"])
     return hurt.drop(columns="condition").reset_index(drop=True)
 
@@ -272,7 +294,7 @@ def transfer_profiles(results: pd.DataFrame, model: str | None = None, learner: 
     rest the transfer cells; a pair never run is NaN. With several models or learners in
     the table, name the one to show.
     """
-    cells = seed_mean(primary_rows(results, "gain", ("transfer", "direct")))
+    cells = seed_mean(primary_rows(results, "gain", ("transfer", "direct"), pooled=True))
     if cells.empty:
         raise ValueError("the results hold no transfer or direct cells with gain rows: nothing to tabulate")
     cells = _only(_only(cells, "model", model), "learner", learner)

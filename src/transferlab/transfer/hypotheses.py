@@ -189,7 +189,7 @@ def hypothesis_table(results: pd.DataFrame, *, methods: Mapping[str, str] | None
         One row per hypothesis: hypothesis, claim, evidence, estimate, ci_low, ci_high,
         cells, verdict.
     """
-    cells = seed_mean(primary_rows(results, "gain", ("transfer", "direct", "sequential")))
+    cells = seed_mean(primary_rows(results, "gain", ("transfer", "direct", "sequential"), pooled=True))
     rows = [_h1(cells, domains, source_domain, target_domain, margin),
             _h2(cells, similarity, resamples, seed, margin),
             _h3(cells, methods, margin),

@@ -252,7 +252,7 @@ def _figures(results: pd.DataFrame, out_dir: Path, similarity: pd.DataFrame | No
         lines += ["## Asymmetry plot", "", f"![asymmetry]({path.name})", ""]
     if similarity is None or similarity.empty:
         return lines, written
-    cells = seed_mean(primary_rows(results, "gain", ("transfer",)))
+    cells = seed_mean(primary_rows(results, "gain", ("transfer",), pooled=True))
     # One point per directed pair: averaged over models and learners, as H2 does.
     points = cells.groupby(["trained_on", "evaluated_on"], as_index=False)[["value", "ci_low", "ci_high"]].mean()
     points = points.rename(columns={"trained_on": "source", "evaluated_on": "target"})

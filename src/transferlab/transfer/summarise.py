@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from transferlab.engine.store import NONE, ResultRow, Store
-from transferlab.stats import Estimate, align, bootstrap_mean, paired_difference, paired_ratio
+from transferlab.engine.store import NONE, POOLED, ResultRow, Store
+from transferlab.stats import Estimate, align, bootstrap_mean, hierarchical_mean, paired_difference, paired_ratio
 from transferlab.tasks import get_task
 from transferlab.transfer.plan import Cell, Plan
 
@@ -38,6 +38,7 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
     cells the normalised metrics (efficiency, relative transfer); returns the row count."""
     rows: list[ResultRow] = []
     load = _evaluation_loader(store)
+    per_seed: dict[tuple, list[tuple[list[float], list[float] | None]]] = {}  # what pools over seeds
     direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
     for cell in plan.cells:
         if cell.condition in ("transfer", "sequential", "joint"):
@@ -60,7 +61,28 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
                 rows.append(_row(cell, f"gain:{metric}", gain))
                 # the gain's p-value, so the report can control the false discovery rate over a matrix
                 rows.append(_row(cell, f"p:gain:{metric}", Estimate(gain.p, gain.n, NA, NA)))
+                key = (cell.model, cell.learner, cell.trained_on, cell.evaluated_on, cell.condition)
+                per_seed.setdefault((*key, metric), []).append((scores, weights))
+                per_seed.setdefault((*key, f"gain:{metric}"), []).append(
+                    ([t - c for t, c in zip(treated, control)], paired_weights))
+    rows += _pooled(per_seed, resamples)
     return store.add_results(rows)
+
+
+def _pooled(per_seed: dict[tuple, list[tuple[list[float], list[float] | None]]], resamples: int) -> list[ResultRow]:
+    """Rows pooled over seeds (seed = POOLED) for every cell trained with two or more seeds: the
+    hierarchical bootstrap over seeds, then examples. The report reads these, never an average
+    of the seeds' own bounds."""
+    rows = []
+    for (model, learner, trained_on, evaluated_on, condition, metric), parts in per_seed.items():
+        if len(parts) < 2:
+            continue
+        est = hierarchical_mean([s for s, _ in parts], resamples, seed=0, weights=[w for _, w in parts])
+        cell = Cell(model, learner, trained_on, evaluated_on, condition, POOLED, "", "")
+        rows.append(_row(cell, metric, est))
+        if metric.startswith("gain:"):
+            rows.append(_row(cell, f"p:{metric}", Estimate(est.p, est.n, NA, NA)))
+    return rows
 
 
 def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[ResultRow]:
