@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -211,14 +212,35 @@ def similarity_frame() -> pd.DataFrame:
     return pd.DataFrame({"task_a": ["a", "a", "b"], "task_b": ["b", "c", "c"], "similarity": [0.9, 0.5, 0.1]})
 
 
+def related_tasks(count: int, sign: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`count` tasks with random similarities and gains that follow them (sign +1) or oppose them."""
+    rng = np.random.default_rng(seed)
+    names = [chr(ord("a") + i) for i in range(count)]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    sim = {frozenset(p): float(s) for p, s in zip(pairs, rng.uniform(0, 1, len(pairs)))}
+    gains = {(s, t): sign * sim[frozenset((s, t))] / 3 + (0.01 if s < t else 0.0)
+             for s in names for t in names if s != t}
+    similarity = pd.DataFrame({"task_a": [a for a, _ in pairs], "task_b": [b for _, b in pairs],
+                               "similarity": [sim[frozenset(p)] for p in pairs]})
+    return full_matrix(gains), similarity
+
+
 @pytest.mark.parametrize("sign, expected", [(1, "supported"), (-1, "not supported")])
 def test_h2_correlates_similarity_with_gain(sign, expected):
-    sim = {frozenset(p): s for p, s in (("ab", 0.9), ("ac", 0.5), ("bc", 0.1))}
-    gains = {(s, t): sign * sim[frozenset((s, t))] / 3 + (0.01 if s < t else 0.0)
-             for s in "abc" for t in "abc" if s != t}
-    h2 = hypotheses(full_matrix(gains), similarity=similarity_frame())["H2"]
-    assert h2["verdict"] == expected and h2["cells"] == 6
+    frame, similarity = related_tasks(7, sign)
+    h2 = hypotheses(frame, similarity=similarity)["H2"]
+    assert h2["verdict"] == expected and h2["cells"] == 42
     assert h2["estimate"] == pytest.approx(sign * 1.0, abs=0.2)
+
+
+def test_h2_is_not_supported_by_three_tasks_however_many_pairs_agree():
+    """Six directed pairs of three tasks correlate perfectly, and a CI over pairs would exclude
+    zero; relabelling three tasks gives only 6 orders, so chance cannot be ruled out."""
+    sim = {frozenset(p): s for p, s in (("ab", 0.9), ("ac", 0.5), ("bc", 0.1))}
+    gains = {(s, t): sim[frozenset((s, t))] / 3 + (0.01 if s < t else 0.0) for s in "abc" for t in "abc" if s != t}
+    h2 = hypotheses(full_matrix(gains), similarity=similarity_frame())["H2"]
+    assert h2["estimate"] == pytest.approx(1.0, abs=0.2)
+    assert h2["verdict"] == "inconclusive" and "permutation test does not" in h2["evidence"]
 
 
 def test_h2_needs_enough_matched_pairs_and_the_right_columns():
@@ -298,7 +320,7 @@ def test_seed_mean_takes_the_ci_of_the_row_pooled_over_seeds():
 def test_summarise_pools_two_seeds_hierarchically(tmp_path):
     import json
 
-    import numpy as np
+
 
     from transferlab.engine.store import POOLED, Store
     from transferlab.tasks import get_task

@@ -99,7 +99,7 @@ def similarity_scatter(points: pd.DataFrame, correlation: Correlation, kind: str
     """Transfer gain against task similarity, one point per directed pair, with its 95% CI.
 
     `points` has columns source, target, similarity, value, ci_low, ci_high; the title
-    carries Spearman's ρ with its bootstrap CI over pairs (or why it is missing).
+    carries Spearman's ρ with its CI resampling tasks and permutation p (or why it is missing).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.6))
@@ -113,7 +113,7 @@ def similarity_scatter(points: pd.DataFrame, correlation: Correlation, kind: str
     ax.set_ylabel("transfer gain (primary metric of the target)")
     if np.isfinite(correlation.rho):
         stat = f"Spearman ρ = {correlation.rho:+.2f} [{correlation.ci_low:+.2f}, {correlation.ci_high:+.2f}], " \
-               f"{correlation.n} pairs"
+               f"{correlation.n} pairs of {correlation.tasks} tasks, permutation p = {correlation.p:.3f}"
     else:
         stat = f"no correlation: {correlation.reason}"
     ax.set_title(f"{title}\n{stat}", fontsize=9)

@@ -91,9 +91,13 @@ def _h2(cells: pd.DataFrame, similarity: pd.DataFrame | None, resamples: int, se
     if result.reason:
         return _row("H2", claim, result.reason, None, result.n, "not tested")
     estimate = Estimate(result.rho, result.n, result.ci_low, result.ci_high)
-    evidence = (f"Spearman ρ = {format_estimate(estimate)} over {result.n} directed task pairs "
-                "(95% bootstrap CI over pairs)")
-    return _row("H2", claim, evidence, estimate, result.n, margin=margin)
+    evidence = (f"Spearman ρ = {format_estimate(estimate)} over {result.n} directed pairs of {result.tasks} tasks "
+                f"(95% bootstrap CI resampling tasks; permutation p = {result.p:.3f})")
+    decided = None
+    if verdict(estimate, margin) == "supported" and not result.p < 0.05:
+        decided = "inconclusive"  # the interval says yes, relabelling the tasks says it could be chance
+        evidence += ": the CI excludes zero but the permutation test does not"
+    return _row("H2", claim, evidence, estimate, result.n, decided=decided, margin=margin)
 
 
 def _h3(cells: pd.DataFrame, methods: Mapping[str, str] | None, margin: float) -> dict:
@@ -153,7 +157,8 @@ def hypothesis_table(results: pd.DataFrame, *, methods: Mapping[str, str] | None
       mean primary gain of those transfer cells.
     - H2: transfer correlates with similarity: Spearman's ρ between `similarity` and the
       gain of each directed transfer pair (gains averaged over models and learners), with
-      a bootstrap CI over pairs. "not tested" without a similarity table or with fewer
+      a bootstrap CI resampling tasks, "supported" only when the
+      task-permutation p-value is below 0.05 too. "not tested" without a similarity table or with fewer
       than 3 matched pairs.
     - H3: RL transfers better than SL: per transfer cell, the RL learners' gain minus the
       SL learners' gain (MOVER CI), averaged over cells run with both.

@@ -258,8 +258,9 @@ def _figures(results: pd.DataFrame, out_dir: Path, similarity: pd.DataFrame | No
     points = points.rename(columns={"trained_on": "source", "evaluated_on": "target"})
     lines += ["## Transfer against task similarity", "",
               "Spearman's ρ between the similarity of two tasks and the transfer gain from one to the other, one "
-              "point per directed pair, 95% bootstrap CI over pairs (pairs sharing a task are not independent, so "
-              "read the CI as optimistic).", ""]
+              "point per directed pair. Pairs sharing a task are not independent, so the 95% bootstrap CI resamples "
+              "tasks (keeping every pair between drawn tasks) and p is a one-sided permutation test that relabels "
+              "the tasks (Mantel).", ""]
     for kind in sorted(similarity["kind"].unique()):
         one = similarity[similarity["kind"] == kind]
         corr = correlate(one, points[["source", "target", "value"]])
@@ -269,7 +270,8 @@ def _figures(results: pd.DataFrame, out_dir: Path, similarity: pd.DataFrame | No
         path = out_dir / f"similarity_{kind}.png"
         similarity_scatter(joined, corr, kind, path, f"Transfer gain vs {kind} similarity")
         written.append(path)
-        rho = (f"ρ = {corr.rho:+.3f} [{corr.ci_low:+.3f}, {corr.ci_high:+.3f}] over {corr.n} pairs"
+        rho = (f"ρ = {corr.rho:+.3f} [{corr.ci_low:+.3f}, {corr.ci_high:+.3f}] over {corr.n} pairs of {corr.tasks} "
+               f"tasks, permutation p = {corr.p:.3f}"
                if corr.reason == "" else f"not computed: {corr.reason}")
         lines += [f"- {kind}: {rho}. ![{kind}]({path.name})"]
     return lines + [""], written

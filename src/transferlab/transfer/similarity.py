@@ -186,10 +186,12 @@ def similarity_matrix(task_names: Sequence[str], kinds: Sequence[str] = KINDS, n
 @dataclass(frozen=True)
 class Correlation:
     rho: float
-    n: int
+    n: int  # task pairs
     ci_low: float
     ci_high: float
     reason: str = ""
+    p: float = float("nan")  # one-sided permutation p-value of rho > 0 (tasks relabelled: a Mantel test)
+    tasks: int = 0
 
 
 def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -208,8 +210,12 @@ def correlate(similarity: pd.DataFrame, transfer: pd.DataFrame, resamples: int =
     """Spearman correlation of similarity with transfer over the task pairs both tables have.
 
     `transfer` has columns source, target, value (one row per pair: average seeds first);
-    `similarity` is one kind of `similarity_matrix` (filter by `kind` first). The interval
-    resamples pairs; pairs sharing a task are not independent, so read it as optimistic.
+    `similarity` is one kind of `similarity_matrix` (filter by `kind` first).
+
+    Pairs that share a task are not independent, so the uncertainty comes from the tasks:
+    the interval resamples tasks (with replacement) and keeps every pair between two drawn
+    tasks, and the p-value relabels the tasks of the similarity table at random (a Mantel
+    permutation test), which keeps the pairs' dependence intact.
     """
     if "kind" in similarity and similarity["kind"].nunique() > 1:
         raise ValueError("similarity has several kinds: correlate one at a time, e.g. df[df.kind == 'embedding']")
@@ -225,9 +231,40 @@ def correlate(similarity: pd.DataFrame, transfer: pd.DataFrame, resamples: int =
     rho = float(_rowwise_spearman(x[None], y[None])[0])
     if not np.isfinite(rho):
         return Correlation(float("nan"), n, float("nan"), float("nan"), "similarity or transfer is constant")
-    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    boots = _rowwise_spearman(x[idx], y[idx])
-    boots = boots[np.isfinite(boots)]  # resamples that drew one repeated pair have no ranks to compare
+    tasks = sorted(set(joined["source"]) | set(joined["target"]))
+    code = {t: i for i, t in enumerate(tasks)}
+    a = joined["source"].map(code).to_numpy()
+    b = joined["target"].map(code).to_numpy()
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, len(tasks), len(tasks)), minlength=len(tasks))
+        times = counts[a] * counts[b]  # a pair is kept once per drawn copy of each of its tasks
+        if times.sum() >= MIN_PAIRS:
+            boots.append(_rowwise_spearman(np.repeat(x, times)[None], np.repeat(y, times)[None])[0])
+    boots = np.asarray(boots)
+    boots = boots[np.isfinite(boots)]
     tail = (1 - level) / 2 * 100
     low, high = (np.percentile(boots, [tail, 100 - tail]) if boots.size else (float("nan"),) * 2)
-    return Correlation(rho, n, float(low), float(high))
+    return Correlation(rho, n, float(low), float(high), p=_mantel_p(similarity, joined, tasks, rho, resamples, rng),
+                       tasks=len(tasks))
+
+
+def _mantel_p(similarity: pd.DataFrame, joined: pd.DataFrame, tasks: list[str], rho: float, permutations: int,
+              rng: np.random.Generator) -> float:
+    """One-sided p of rho: the share of random relabellings of the similarity's tasks whose
+    correlation with the same transfer values is at least as large (+1 for the observed one)."""
+    lookup = {(r.task_a, r.task_b): float(r.similarity) for r in similarity.itertuples()}
+    y = joined["value"].to_numpy(float)
+    pairs = list(zip(joined["source"], joined["target"]))
+    at_least = valid = 0
+    for _ in range(permutations):
+        relabel = dict(zip(tasks, rng.permutation(tasks)))
+        x = np.array([lookup.get((relabel[s], relabel[t]), np.nan) for s, t in pairs])
+        keep = np.isfinite(x)
+        if keep.sum() < MIN_PAIRS:
+            continue
+        permuted = _rowwise_spearman(x[keep][None], y[keep][None])[0]
+        valid += 1
+        at_least += bool(np.isfinite(permuted) and permuted >= rho - 1e-12)
+    return (at_least + 1) / (valid + 1)
