@@ -14,6 +14,7 @@ import pandas as pd
 
 from transferlab.errors import TransferlabError
 from transferlab.engine.store import NONE
+from transferlab.predictions import DEGENERATE_SHARE, is_degenerate
 from transferlab.transfer.analysis import ALPHA, primary_metric
 
 
@@ -30,6 +31,10 @@ def matrices(results: pd.DataFrame, model: str, learner: str,
     metric_of = {t: primary_metric(t, sorted(frame.loc[frame["evaluated_on"] == t, "metric"].unique()))
                  for t in targets}
     found: dict[str, list[dict]] = {k: [] for k in kinds}
+    shares = frame[frame["metric"].isin(["share:majority", "share:flipped"])]
+    degenerate = {key for key, group in shares.groupby(["learner", "trained_on", "evaluated_on", "condition"])
+                  if is_degenerate(*(float(group.loc[group.metric == m, "value"].max()) if (group.metric == m).any()
+                                     else float("nan") for m in ("share:majority", "share:flipped")))}
     for _, r in frame.iterrows():
         base_metric = metric_of[r["evaluated_on"]]
         is_base = r["condition"] == "baseline"
@@ -37,7 +42,8 @@ def matrices(results: pd.DataFrame, model: str, learner: str,
             continue
         row = {"trained_on": "base" if is_base else r["trained_on"], "evaluated_on": r["evaluated_on"],
                "metric": base_metric, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-               "std": r["std"], "seeds": r["seeds"], "n": r["n"], "q": np.nan, "tests": np.nan}
+               "std": r["std"], "seeds": r["seeds"], "n": r["n"], "q": np.nan, "tests": np.nan,
+               "degenerate": (r["learner"], r["trained_on"], r["evaluated_on"], r["condition"]) in degenerate}
         for kind in kinds:
             if r["metric"] == f"{kind}{base_metric}":
                 found[kind].append({**row, **({"q": r["q"], "tests": r["tests"]} if kind == "gain:" else {})})
@@ -87,8 +93,9 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
             continue
         grid[i, j] = c["value"]
         star = "*" if diverging and marked(c, center) else ""
+        star += "†" if c.get("degenerate", False) else ""
         notes[i][j] = f"{c['value']:+.3f}{star}\n[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if diverging else \
-            f"{c['value']:.3f}\n[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+            f"{c['value']:.3f}{star}\n[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
     fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.8, 0.9 * len(rows) + 1.8))
     if diverging:
         bound = float(np.nanmax(np.abs(grid - center))) if np.isfinite(grid).any() else 1.0
@@ -113,9 +120,10 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
     ax.set_title(title)
     n = int(cells["n"].max()) if "n" in cells else 0
     by_q = "q" in cells and cells["q"].notna().any()
-    mark = f"* = BH q < {ALPHA:g}" if by_q else f"* = CI excludes {center:g}"
-    note = ("cells: value [95% bootstrap CI]" + (f"; {mark}" if diverging else "")
-            + f"; n ≤ {n} per target")
+    marks = [f"* = BH q < {ALPHA:g}" if by_q else f"* = CI excludes {center:g}"] if diverging else []
+    if "degenerate" in cells and cells["degenerate"].any():
+        marks.append("† = degenerate predictor")
+    note = "; ".join(["cells: value [95% bootstrap CI]", *marks, f"n ≤ {n} per target"])
     fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
     fig.colorbar(image, ax=ax, shrink=0.8)
     save_figure(fig, path)
@@ -203,9 +211,13 @@ def _table(cells: pd.DataFrame, signed: bool, caption: str, center: float = 0.0)
             spread = f" ({int(h['seeds'])} seeds)" if h.get("seeds", 1) > 1 else ""
             if spread and not pd.isna(h["value"]):
                 spread = f" ± {h['std']:.3f}{spread}"
-            entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star + spread)
+            dagger = "†" if h.get("degenerate", False) else ""
+            entries.append(_fmt_ci(h["value"], h["ci_low"], h["ci_high"], signed) + star + dagger + spread)
         out.append(f"| {r} | " + " | ".join(entries) + " |")
-    out += ["", "n per target: " + ", ".join(f"{c}: {n_of[c]}" for c in cols), ""]
+    out += ["", "n per target: " + ", ".join(f"{c}: {n_of[c]}" for c in cols)
+            + (f"; † = degenerate predictor (one answer, or the base model's answers flipped, on at least "
+               f"{DEGENERATE_SHARE:.0%} of the examples): not a finding" if cells.get("degenerate", pd.Series(
+                   dtype=bool)).any() else ""), ""]
     return out
 
 
@@ -219,6 +231,10 @@ def _findings(gains: pd.DataFrame) -> list[str]:
         out.append(f"- significance is controlled over the matrix: Benjamini-Hochberg q < {ALPHA:g} over its "
                    f"{int(tests)} gain cells (at a {ALPHA:.0%} level each, about {ALPHA * tests:.1f} of them would "
                    f"pass by chance alone); {uncorrected} cells have a CI excluding zero before the correction.")
+    flagged = gains[gains["degenerate"]] if "degenerate" in gains else gains.iloc[0:0]
+    if len(flagged):
+        out.append("- degenerate predictors (†), whose gains are not findings: " + ", ".join(
+            f"{r.trained_on} → {r.evaluated_on}" for r in flagged.itertuples()) + ".")
     if not diag.empty:
         sig = diag[diag.apply(marked, axis=1) & (diag["value"] > 0)]
         out.append(f"- direct training helped its own task significantly in {len(sig)} of {len(diag)} tasks.")

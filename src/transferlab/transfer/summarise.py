@@ -8,8 +8,10 @@ cell. Only the driver runs this, after the jobs: it reads artifacts and writes r
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from transferlab.engine.store import NONE, POOLED, ResultRow, Store
+from transferlab.predictions import flipped_share, majority_share, predicted_choices
 from transferlab.stats import Estimate, align, bootstrap_mean, hierarchical_mean, paired_difference, paired_ratio
 from transferlab.tasks import get_task
 from transferlab.transfer.plan import Cell, Plan
@@ -50,6 +52,7 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
             continue
         base = load(cell.baseline)
         task = get_task(cell.evaluated_on)
+        rows += _degenerate_rows(cell, task, result, base if cell.condition != "baseline" else None)
         for metric in task.metrics:
             scores = result["scores"][metric]
             weights = result.get("weights", {}).get(metric)
@@ -67,6 +70,21 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
                     ([t - c for t, c in zip(treated, control)], paired_weights))
     rows += _pooled(per_seed, resamples)
     return store.add_results(rows)
+
+
+def _degenerate_rows(cell: Cell, task: Any, result: dict, base: dict | None) -> list[ResultRow]:
+    """`share:majority` (the most common answer's share) and, for trained cells, `share:flipped`
+    (answers that differ from the base model's), where the evaluation implies the answers."""
+    predicted = predicted_choices(task, result)
+    if predicted is None:
+        return []
+    n = len(predicted)
+    rows = [_row(cell, "share:majority", Estimate(majority_share(predicted), n, NA, NA))]
+    base_predicted = predicted_choices(task, base) if base is not None else None
+    if base_predicted is not None:
+        flipped = flipped_share(result["uids"], predicted, base["uids"], base_predicted)  # type: ignore[index]
+        rows.append(_row(cell, "share:flipped", Estimate(flipped, n, NA, NA)))
+    return rows
 
 
 def _pooled(per_seed: dict[tuple, list[tuple[list[float], list[float] | None]]], resamples: int) -> list[ResultRow]:
