@@ -233,13 +233,25 @@ def test_h2_correlates_similarity_with_gain(sign, expected):
     assert h2["estimate"] == pytest.approx(sign * 1.0, abs=0.2)
 
 
-def test_h2_is_not_supported_by_three_tasks_however_many_pairs_agree():
+def test_h2_is_not_decided_by_three_tasks_however_many_pairs_agree():
     """Six directed pairs of three tasks correlate perfectly, and a CI over pairs would exclude
-    zero; relabelling three tasks gives only 6 orders, so chance cannot be ruled out."""
+    zero; three tasks are too few to resample, and relabelling them gives only 6 orders."""
     sim = {frozenset(p): s for p, s in (("ab", 0.9), ("ac", 0.5), ("bc", 0.1))}
-    gains = {(s, t): sim[frozenset((s, t))] / 3 + (0.01 if s < t else 0.0) for s in "abc" for t in "abc" if s != t}
-    h2 = hypotheses(full_matrix(gains), similarity=similarity_frame())["H2"]
-    assert h2["estimate"] == pytest.approx(1.0, abs=0.2)
+    for sign in (1, -1):
+        gains = {(s, t): sign * sim[frozenset((s, t))] / 3 + (0.01 if s < t else 0.0)
+                 for s in "abc" for t in "abc" if s != t}
+        h2 = hypotheses(full_matrix(gains), similarity=similarity_frame())["H2"]
+        assert h2["estimate"] == pytest.approx(sign * 1.0, abs=0.2)
+        assert h2["verdict"] == "inconclusive" and "3 tasks are too few" in h2["evidence"]
+
+
+def test_h2_needs_the_permutation_test_as_well_as_the_interval(monkeypatch):
+    from transferlab.transfer import hypotheses as H
+    from transferlab.transfer.similarity import Correlation
+
+    frame, similarity = related_tasks(6, 1)
+    monkeypatch.setattr(H, "correlate", lambda *a, **k: Correlation(0.5, 30, 0.1, 0.9, p=0.2, tasks=6))
+    h2 = hypotheses(frame, similarity=similarity)["H2"]
     assert h2["verdict"] == "inconclusive" and "permutation test does not" in h2["evidence"]
 
 

@@ -112,7 +112,9 @@ def similarity_scatter(points: pd.DataFrame, correlation: Correlation, kind: str
     ax.set_xlabel(f"task similarity ({kind})")
     ax.set_ylabel("transfer gain (primary metric of the target)")
     if np.isfinite(correlation.rho):
-        stat = f"Spearman ρ = {correlation.rho:+.2f} [{correlation.ci_low:+.2f}, {correlation.ci_high:+.2f}], " \
+        interval = "(no CI: too few tasks)" if correlation.note else \
+            f"[{correlation.ci_low:+.2f}, {correlation.ci_high:+.2f}]"
+        stat = f"Spearman ρ = {correlation.rho:+.2f} {interval}, " \
                f"{correlation.n} pairs of {correlation.tasks} tasks, permutation p = {correlation.p:.3f}"
     else:
         stat = f"no correlation: {correlation.reason}"

@@ -91,8 +91,9 @@ def _h2(cells: pd.DataFrame, similarity: pd.DataFrame | None, resamples: int, se
     if result.reason:
         return _row("H2", claim, result.reason, None, result.n, "not tested")
     estimate = Estimate(result.rho, result.n, result.ci_low, result.ci_high)
+    interval = result.note or "95% bootstrap CI resampling tasks"
     evidence = (f"Spearman ρ = {format_estimate(estimate)} over {result.n} directed pairs of {result.tasks} tasks "
-                f"(95% bootstrap CI resampling tasks; permutation p = {result.p:.3f})")
+                f"({interval}; permutation p = {result.p:.3f})")
     decided = None
     if verdict(estimate, margin) == "supported" and not result.p < 0.05:
         decided = "inconclusive"  # the interval says yes, relabelling the tasks says it could be chance

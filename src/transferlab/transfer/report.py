@@ -286,8 +286,9 @@ def _figures(results: pd.DataFrame, out_dir: Path, similarity: pd.DataFrame | No
         path = out_dir / f"similarity_{kind}.png"
         similarity_scatter(joined, corr, kind, path, f"Transfer gain vs {kind} similarity")
         written.append(path)
-        rho = (f"ρ = {corr.rho:+.3f} [{corr.ci_low:+.3f}, {corr.ci_high:+.3f}] over {corr.n} pairs of {corr.tasks} "
-               f"tasks, permutation p = {corr.p:.3f}"
+        interval = f"({corr.note})" if corr.note else f"[{corr.ci_low:+.3f}, {corr.ci_high:+.3f}]"
+        rho = (f"ρ = {corr.rho:+.3f} {interval} over {corr.n} pairs of {corr.tasks} tasks, "
+               f"permutation p = {corr.p:.3f}"
                if corr.reason == "" else f"not computed: {corr.reason}")
         lines += [f"- {kind}: {rho}. ![{kind}]({path.name})"]
     return lines + [""], written

@@ -35,6 +35,7 @@ INSTALL = f"pip install --no-deps {DISTRIBUTION}"
 
 KINDS = ("vocabulary", "embedding")
 MIN_PAIRS = 4
+MIN_TASKS = 5  # below this, resampling tasks cannot give an interval (it collapses onto the data)
 _WORD = re.compile(r"\w+")
 
 Tokenizer = Any  # a callable str -> tokens, or an object with `.tokenize` (Hugging Face tokenizers)
@@ -192,6 +193,7 @@ class Correlation:
     reason: str = ""
     p: float = float("nan")  # one-sided permutation p-value of rho > 0 (tasks relabelled: a Mantel test)
     tasks: int = 0
+    note: str = ""  # why rho has no interval, when it has none
 
 
 def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -236,6 +238,10 @@ def correlate(similarity: pd.DataFrame, transfer: pd.DataFrame, resamples: int =
     a = joined["source"].map(code).to_numpy()
     b = joined["target"].map(code).to_numpy()
     rng = np.random.default_rng(seed)
+    p = _mantel_p(similarity, joined, tasks, rho, resamples, rng)
+    if len(tasks) < MIN_TASKS:
+        return Correlation(rho, n, float("nan"), float("nan"), p=p, tasks=len(tasks),
+                           note=f"no interval: {len(tasks)} tasks are too few to resample (need {MIN_TASKS})")
     boots = []
     for _ in range(resamples):
         counts = np.bincount(rng.integers(0, len(tasks), len(tasks)), minlength=len(tasks))
@@ -246,8 +252,7 @@ def correlate(similarity: pd.DataFrame, transfer: pd.DataFrame, resamples: int =
     boots = boots[np.isfinite(boots)]
     tail = (1 - level) / 2 * 100
     low, high = (np.percentile(boots, [tail, 100 - tail]) if boots.size else (float("nan"),) * 2)
-    return Correlation(rho, n, float(low), float(high), p=_mantel_p(similarity, joined, tasks, rho, resamples, rng),
-                       tasks=len(tasks))
+    return Correlation(rho, n, float(low), float(high), p=p, tasks=len(tasks))
 
 
 def _mantel_p(similarity: pd.DataFrame, joined: pd.DataFrame, tasks: list[str], rho: float, permutations: int,
