@@ -134,3 +134,17 @@ def test_cli_run_dispatches_translation_specs(study):
     bad.write_text(path.read_text().replace("methods: [mean,", "methods: [meen,"))
     result = CliRunner().invoke(app, ["run", str(bad)])  # `transferlab` prints this one line (cli.main)
     assert result.exit_code != 0 and re.search(r"bad.yaml:\d+: methods.0: .*did you mean 'mean'", str(result.exception))
+
+
+def test_degenerate_base_oracle_and_translations_are_flagged(study):
+    """The tiny random models, one training step each, answer the same on every toy example:
+    base_Y, the oracles and the translations are label priors, and the report says so."""
+    import pandas as pd
+
+    _, out = study
+    tasks = pd.read_csv(out / "tables" / "tasks.csv")
+    assert tasks.base_y_degenerate.all() and (tasks.base_y_majority >= 0.95).all()
+    translations = pd.read_csv(out / "tables" / "translations.csv")
+    assert {"majority", "flipped", "degenerate"} <= set(translations.columns)
+    report = (out / "report" / "translation.md").read_text()
+    assert "Degenerate predictor: base_Y gives one answer on at least 95% of the examples" in report

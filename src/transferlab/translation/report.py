@@ -235,6 +235,17 @@ def finite_mean_local(values: list[float]) -> float:
 def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataFrame,
                    audit: dict[str, str]) -> list[str]:
     notes = []
+    for column, who in (("base_y_degenerate", "base_Y gives one answer"),
+                        ("oracle_degenerate", "the oracle gives one answer, or flips base_Y's answers,")):
+        if column in tasks and tasks[column].fillna(False).astype(bool).any():
+            hit = tasks[tasks[column].fillna(False).astype(bool)]
+            notes.append(f"- Degenerate predictor: {who} on at least 95% of the examples of {', '.join(hit.task)}: "
+                         "its score there is a label prior or a flip, and no gain measured with it is a finding.")
+    if "degenerate" in trans and trans["degenerate"].fillna(False).astype(bool).any():
+        hit = trans[trans["degenerate"].fillna(False).astype(bool)]
+        notes.append(f"- Degenerate translated adapters ({len(hit)}): one answer or base_Y's answers flipped on at least "
+                     "95% of the examples: " + ", ".join(sorted(set(f"{r.method} on {r.held_out}"
+                                                                   for r in hit.itertuples()))) + ".")
     na = summary.get("gap_na", {})
     if na:
         notes.append(f"- The oracle (a Y adapter trained on the held-out task) gains nothing distinguishable from noise "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.stats import bootstrap_mean, paired_difference
+from transferlab.predictions import flipped_share, is_degenerate, majority_share, predicted_choices
 from transferlab.engine.store import NONE, ResultRow, Store, write_json
 from transferlab.tasks import get_task
 from transferlab.translation.protocol import NA, finite_mean, score_against
@@ -47,6 +48,20 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def _answers(prefix: str, task: Any, evaluation: dict, base: dict | None) -> dict[str, Any]:
+    """The degenerate-predictor columns of one evaluation (two-choice tasks; see `predictions`):
+    the most common answer's share, the share of the base model's answers flipped, the flag."""
+    predicted = predicted_choices(task, evaluation)
+    if predicted is None:
+        return {}
+    name = f"{prefix}_" if prefix else ""
+    majority = majority_share(predicted)
+    base_predicted = predicted_choices(task, base) if base is not None else None
+    flipped = (flipped_share(evaluation["uids"], predicted, base["uids"], base_predicted)
+               if base is not None and base_predicted is not None else NA)
+    return {f"{name}majority": majority, f"{name}flipped": flipped, f"{name}degenerate": is_degenerate(majority, flipped)}
+
+
 def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> dict[str, Any]:
     spec = plan.spec
     seed, resamples = spec.seed, spec.bootstrap
@@ -61,13 +76,15 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
         row: dict[str, Any] = {"task": task, "domain": spec.domain_of(task), "metric": metric}
         if base is not None:
             b = bootstrap_mean(base["scores"][metric], resamples, seed)
-            row.update(base_y=b.value, base_y_lo=b.ci_low, base_y_hi=b.ci_high, n=b.n)
+            row.update(base_y=b.value, base_y_lo=b.ci_low, base_y_hi=b.ci_high, n=b.n,
+                       **_answers("base_y", get_task(task), base, None))
             rows.append(ResultRow(spec.model_y, NONE, NONE, task, "baseline", seed, metric, b.value, b.n, b.ci_low,
                                   b.ci_high))
         if oracle is not None and base is not None:
             o_scores, b_scores = _aligned(metric, oracle, base)
             o = bootstrap_mean(o_scores, resamples, seed)
             gain = paired_difference(o_scores, b_scores, resamples, seed)
+            row.update(**_answers("oracle", get_task(task), oracle, base))
             row.update(oracle=o.value, oracle_lo=o.ci_low, oracle_hi=o.ci_high, oracle_gain=gain.value,
                        oracle_gain_lo=gain.ci_low, oracle_gain_hi=gain.ci_high, oracle_significant=gain.significant)
             rows.append(ResultRow(spec.model_y, "oracle", task, task, "oracle", seed, metric, o.value, o.n, o.ci_low,
@@ -109,6 +126,7 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
         if evaluation is not None and base is not None and oracle is not None:
             m, b, o = _aligned(metric, evaluation, base, oracle)
             scored = score_against(m, b, o, resamples, seed)
+            row.update(**_answers("", get_task(tr.held_out), evaluation, base))
             row.update(score=scored.score.value, score_lo=scored.score.ci_low, score_hi=scored.score.ci_high,
                        gain=scored.gain.value, gain_lo=scored.gain.ci_low, gain_hi=scored.gain.ci_high,
                        gap=scored.gap.value, gap_lo=scored.gap.ci_low, gap_hi=scored.gap.ci_high,
