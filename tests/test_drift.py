@@ -130,3 +130,18 @@ def test_clear_errors():
     baseline_only = Results().cell("a", "a", 0.1).frame().query("condition == 'baseline'")
     with pytest.raises(ValueError, match="no transfer or direct cells"):
         drift_table(baseline_only)
+
+
+def test_drift_reads_the_ci_pooled_over_seeds():
+    """Two seeds whose on-label gains disagree: their own narrow bounds would call the gain
+    significant; the pooled-over-seeds row the study wrote says it is not."""
+    from transferlab.engine.store import POOLED, RESULT_COLUMNS
+
+    frame = (Results().cell("a", "a", 0.02, 0.01, seed=0).cell("a", "b", 0.0, seed=0)
+             .cell("a", "a", 0.30, 0.01, seed=1).cell("a", "b", 0.0, seed=1).frame())
+    assert one_row(frame, domains={"a": "d", "b": "e"})["on_label_ci_low"] > 0  # averaged bounds
+    pooled = pd.DataFrame([("m", "lora", "a", "a", "direct", POOLED, "gain:acc", 0.16, 400, -0.05, 0.31)],
+                          columns=RESULT_COLUMNS)
+    row = one_row(pd.concat([frame, pooled], ignore_index=True), domains={"a": "d", "b": "e"})
+    assert (row["on_label_gain"], row["on_label_ci_low"], row["on_label_ci_high"]) == pytest.approx((0.16, -0.05, 0.31))
+    assert row["seeds"] == 2 and row["pattern"] == "no effect"

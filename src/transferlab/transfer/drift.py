@@ -56,14 +56,15 @@ def adapter_gains(results: pd.DataFrame, labels: Mapping[str, str] | None = None
         label, evaluated_on, domain, on_label, metric (the target's primary metric), units,
         value, std, seeds, n, ci_low, ci_high.
     """
-    return seed_mean(_labelled(results, labels, domains),
+    return seed_mean(_labelled(results, labels, domains, pooled=True),
                      [*ADAPTER, "label", "evaluated_on", "domain", "on_label", "metric", "units"])
 
 
 def _labelled(results: pd.DataFrame, labels: Mapping[str, str] | None,
-              domains: Mapping[str, str] | None) -> pd.DataFrame:
-    """Per-seed primary gain rows of the adapters, with label, target domain and units."""
-    rows = primary_rows(results, "gain", ("transfer", "direct"))
+              domains: Mapping[str, str] | None, pooled: bool = False) -> pd.DataFrame:
+    """Per-seed primary gain rows of the adapters (and, with `pooled`, the rows pooled over
+    seeds, for `seed_mean`), with label, target domain and units."""
+    rows = primary_rows(results, "gain", ("transfer", "direct"), pooled=pooled)
     if rows.empty:
         raise ValueError("the results hold no transfer or direct cells with gain rows: no adapter to diagnose "
                          "(summarise the study first, or check the condition and metric columns)")
@@ -123,8 +124,9 @@ def drift_table(results: pd.DataFrame, labels: Mapping[str, str] | None = None,
 
     Seeds: the on-label gain and the drift score are computed per seed, then reported as
     mean (`on_label_gain`, `drift_score`) ± std between seeds (`on_label_std`,
-    `drift_std`); CI bounds and the per-target gains are averaged over seeds, and the
-    pattern is read from those averages.
+    `drift_std`); the per-target gains and their CIs combine seeds as `seed_mean` does (the
+    study's pooled-over-seeds rows: a hierarchical bootstrap), the on-label CI is then the
+    mean over the on-label targets, and the pattern is read from those.
 
     Parameters
     ----------
@@ -142,7 +144,8 @@ def drift_table(results: pd.DataFrame, labels: Mapping[str, str] | None = None,
         "no on-label target" and NA on-label gain and drift score.
     """
     per_seed = _labelled(results, labels, domains)
-    averaged = seed_mean(per_seed, [*ADAPTER, "label", "evaluated_on", "domain", "on_label", "metric", "units"])
+    averaged = seed_mean(_labelled(results, labels, domains, pooled=True),
+                         [*ADAPTER, "label", "evaluated_on", "domain", "on_label", "metric", "units"])
     rows = []
     for key, targets in averaged.groupby(ADAPTER, sort=True):
         seeds = per_seed.merge(pd.DataFrame([key], columns=ADAPTER), on=ADAPTER)
@@ -168,7 +171,7 @@ def _adapter_row(adapter: dict, targets: pd.DataFrame, seeds: pd.DataFrame) -> d
         notes.append(f"on-label gain averages {len(on)} targets")
 
     # Per seed: on-label gain and drift score, then mean ± std over seeds.
-    on_values, on_lows, on_highs, drifts, off_means = [], [], [], [], []
+    on_values, drifts, off_means = [], [], []
     for _, rows in seeds.groupby("seed"):
         seed_on = rows[rows["on_label"]]
         seed_off = rows[~rows["on_label"] & (rows["units"] == unit)]
@@ -176,12 +179,15 @@ def _adapter_row(adapter: dict, targets: pd.DataFrame, seeds: pd.DataFrame) -> d
             continue
         estimate = pooled([estimate_of(r) for _, r in seed_on.iterrows()])
         on_values.append(estimate.value)
-        on_lows.append(estimate.ci_low)
-        on_highs.append(estimate.ci_high)
         if not seed_off.empty:
             off_means.append(float(seed_off["value"].mean()))
             drifts.append(off_means[-1] - estimate.value)
-    on_label = Estimate(_mean(on_values), 0, _mean(on_lows), _mean(on_highs)) if not on.empty else None
+    # Seeds combined per target first (with the pooled-over-seeds CI where the study wrote one),
+    # then the on-label targets averaged; over one seed this is the seed's own estimate.
+    on_label = None
+    if not on.empty:  # no per-seed value (units that cannot be averaged): an on-label gain that cannot be read
+        on_label = (pooled([estimate_of(r) for _, r in on.iterrows()]) if on_values
+                    else Estimate(math.nan, 0, math.nan, math.nan))
 
     best = comparable.sort_values(["value", "evaluated_on"], ascending=[False, True]).head(1)
     pattern = classify(on_label, [estimate_of(r) for _, r in off.iterrows()])
