@@ -82,3 +82,16 @@ def test_two_seeds_that_disagree_pool_to_a_wider_interval_than_either():
     assert width > 1.5 * averaged, "averaging the seeds' bounds would hide their disagreement"
     agree = hierarchical_mean([a, a + 1e-9], 2000, seed=0)
     assert agree.ci_high - agree.ci_low == pytest.approx(each[0].ci_high - each[0].ci_low, rel=0.3)
+
+
+def test_a_ratio_pools_over_seeds_as_a_ratio_of_pooled_means():
+    from transferlab.stats import hierarchical_ratio
+
+    rng = np.random.default_rng(3)
+    num = [rng.normal(0.4, 0.2, 300), rng.normal(0.2, 0.2, 300)]
+    den = [rng.normal(0.5, 0.2, 300), rng.normal(0.5, 0.2, 300)]
+    est = hierarchical_ratio(num, den, 2000, seed=0)
+    assert est.value == pytest.approx(np.mean([n.mean() for n in num]) / np.mean([d.mean() for d in den]))
+    each = [hierarchical_ratio([n], [d], 2000, seed=0) for n, d in zip(num, den)]
+    assert est.ci_low < est.value < est.ci_high
+    assert est.ci_high - est.ci_low > max(e.ci_high - e.ci_low for e in each)

@@ -352,13 +352,19 @@ def test_summarise_pools_two_seeds_hierarchically(tmp_path):
     evaluation("base", 0.5)
     evaluation("seed0", 0.5)  # the two seeds disagree: one adapter helps, the other does not
     evaluation("seed1", 0.8)
+    evaluation("direct0", 0.9)
+    evaluation("direct1", 0.9)
     cells = [Cell("m", None, None, "cities", "baseline", 0, "base", "base"),
-             *(Cell("m", "lora", "larger_than", "cities", "transfer", s, f"seed{s}", "base") for s in (0, 1))]
+             *(Cell("m", "lora", "larger_than", "cities", "transfer", s, f"seed{s}", "base") for s in (0, 1)),
+             *(Cell("m", "lora", "cities", "cities", "direct", s, f"direct{s}", "base") for s in (0, 1))]
     summarise(Plan([], cells=cells), store, resamples=500)
     frame = store.results()
-    pooled = frame[(frame.seed == POOLED) & (frame.metric == "gain:acc")].iloc[0]
-    seeds = frame[(frame.seed != POOLED) & (frame.metric == "gain:acc")]
+    transfer = frame[frame.condition == "transfer"]
+    pooled = transfer[(transfer.seed == POOLED) & (transfer.metric == "gain:acc")].iloc[0]
+    seeds = transfer[(transfer.seed != POOLED) & (transfer.metric == "gain:acc")]
     assert pooled.value == pytest.approx(seeds.value.mean())
     assert pooled.ci_high - pooled.ci_low > (seeds.ci_high - seeds.ci_low).max()
     assert {"p:gain:acc", "acc"} <= set(frame[frame.seed == POOLED].metric)
     assert POOLED not in set(frame[frame.condition == "baseline"].seed), "the shared baseline is not pooled"
+    ratios = frame[(frame.seed == POOLED) & frame.metric.isin(["efficiency:acc", "relative:acc"])]
+    assert len(ratios) == 2 and ratios.value.notna().all() and (ratios.ci_low < ratios.value).all()

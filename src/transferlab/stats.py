@@ -74,6 +74,39 @@ def hierarchical_mean(groups: Sequence[Sequence[float]], resamples: int = 1000, 
                     float(np.percentile(pooled, 100 - tail)), bootstrap_p(pooled))
 
 
+def hierarchical_ratio(numerators: Sequence[Sequence[float]], denominators: Sequence[Sequence[float]],
+                       resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                       weights: Sequence[Sequence[float] | None] | None = None) -> Estimate:
+    """mean(numerator) / mean(denominator) pooled over groups (seeds) by the same two-level
+    bootstrap as `hierarchical_mean`; each group's numerator and denominator are resampled
+    together (paired over its examples). Callers decide first that no group's denominator is noise."""
+    parts = []
+    for i, (a, b) in enumerate(zip(numerators, denominators)):
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        w = np.ones_like(a) if weights is None or weights[i] is None else np.asarray(weights[i], dtype=float)
+        if a.size:
+            idx = _resample_indices(a.size, resamples, seed + i)
+            parts.append(((a[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1),
+                          (b[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1),
+                          (a * w).sum() / w.sum(), (b * w).sum() / w.sum(), a.size))
+    if not parts:
+        return Estimate(float("nan"), 0, float("nan"), float("nan"))
+    num = np.stack([p[0] for p in parts])
+    den = np.stack([p[1] for p in parts])
+    drawn = np.random.default_rng(seed).integers(0, len(parts), size=(resamples, len(parts)))
+    rows = np.arange(resamples)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = num[drawn, rows].mean(axis=1) / den[drawn, rows].mean(axis=1)
+    ratios = ratios[np.isfinite(ratios)]
+    denominator = float(np.mean([p[3] for p in parts]))
+    value = float(np.mean([p[2] for p in parts]) / denominator) if denominator else float("nan")
+    n = int(sum(p[4] for p in parts))
+    if ratios.size == 0:
+        return Estimate(value, n, float("nan"), float("nan"))
+    tail = (1 - level) / 2 * 100
+    return Estimate(value, n, float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail)))
+
+
 def bootstrap_p(means: np.ndarray) -> float:
     """Two-sided p-value of "the mean is 0" from its bootstrap distribution, the inverse of the
     percentile interval: p < 0.05 exactly when the 95% interval (nearly) excludes 0. The +1s

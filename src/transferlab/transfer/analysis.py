@@ -154,8 +154,8 @@ def gain_qvalues(results: pd.DataFrame) -> pd.DataFrame:
 
 def seed_mean(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     """Combine seeds: value = mean, std = spread between seeds (0 for one seed), seeds = how
-    many, and the CI of the cell's row pooled over seeds when the frame holds one (seed =
-    POOLED), else the mean of the per-seed bounds. A cell that is NA in any seed (a ratio
+    many, and the value and CI of the cell's row pooled over seeds when the frame holds one
+    (seed = POOLED), else the mean of the per-seed bounds. A cell that is NA in any seed (a ratio
     over noise) is NA in the mean, not the mean of the other seeds."""
     keys = keys or [*CELL, "metric"]
     if frame.empty:
@@ -167,11 +167,12 @@ def seed_mean(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFram
     out["std"] = out["std"].fillna(0.0).where(out["value"].notna())
     if not pooled.empty:
         bounds = pooled.groupby(keys, as_index=False, dropna=False).agg(
-            pooled_low=("ci_low", "first"), pooled_high=("ci_high", "first"))
+            pooled_value=("value", "first"), pooled_low=("ci_low", "first"), pooled_high=("ci_high", "first"))
         out = out.merge(bounds, on=keys, how="left")
-        has = out["pooled_low"].notna()
-        out.loc[has, "ci_low"], out.loc[has, "ci_high"] = out.loc[has, "pooled_low"], out.loc[has, "pooled_high"]
-        out = out.drop(columns=["pooled_low", "pooled_high"])
+        has = out["pooled_low"].notna() & out["value"].notna()  # an NA in any seed stays NA
+        for column in ("value", "ci_low", "ci_high"):  # the pooled value is the centre of its own interval
+            out.loc[has, column] = out.loc[has, f"pooled_{column.replace('ci_', '')}"]
+        out = out.drop(columns=["pooled_value", "pooled_low", "pooled_high"])
     return out
 
 

@@ -12,7 +12,15 @@ from typing import Any
 
 from transferlab.engine.store import NONE, POOLED, ResultRow, Store
 from transferlab.predictions import flipped_share, majority_share, predicted_choices
-from transferlab.stats import Estimate, align, bootstrap_mean, hierarchical_mean, paired_difference, paired_ratio
+from transferlab.stats import (
+    Estimate,
+    align,
+    bootstrap_mean,
+    hierarchical_mean,
+    hierarchical_ratio,
+    paired_difference,
+    paired_ratio,
+)
 from transferlab.tasks import get_task
 from transferlab.transfer.plan import Cell, Plan
 
@@ -41,12 +49,13 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
     rows: list[ResultRow] = []
     load = _evaluation_loader(store)
     per_seed: dict[tuple, list[tuple[list[float], list[float] | None]]] = {}  # what pools over seeds
+    ratios: dict[tuple, list[tuple[list[float], list[float], list[float] | None] | None]] = {}
     direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
     for cell in plan.cells:
         if cell.condition in ("transfer", "sequential", "joint"):
             partner = direct.get((cell.model, cell.learner, cell.seed, cell.evaluated_on))
             if partner is not None:
-                rows += _normalised(cell, partner, load, resamples)
+                rows += _normalised(cell, partner, load, resamples, ratios)
         result = load(cell.evaluation)
         if result is None:
             continue
@@ -68,7 +77,7 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
                 per_seed.setdefault((*key, metric), []).append((scores, weights))
                 per_seed.setdefault((*key, f"gain:{metric}"), []).append(
                     ([t - c for t, c in zip(treated, control)], paired_weights))
-    rows += _pooled(per_seed, resamples)
+    rows += _pooled(per_seed, resamples) + _pooled_ratios(ratios, resamples)
     return store.add_results(rows)
 
 
@@ -103,7 +112,23 @@ def _pooled(per_seed: dict[tuple, list[tuple[list[float], list[float] | None]]],
     return rows
 
 
-def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[ResultRow]:
+def _pooled_ratios(ratios: dict[tuple, list], resamples: int) -> list[ResultRow]:
+    """Efficiency and relative transfer pooled over seeds (seed = POOLED); NA if NA in any seed."""
+    rows = []
+    for (model, learner, trained_on, evaluated_on, condition, metric), parts in ratios.items():
+        if len(parts) < 2:
+            continue
+        cell = Cell(model, learner, trained_on, evaluated_on, condition, POOLED, "", "")
+        if any(p is None for p in parts):
+            rows.append(_row(cell, metric, Estimate(NA, 0, NA, NA)))
+            continue
+        rows.append(_row(cell, metric, hierarchical_ratio([p[0] for p in parts], [p[1] for p in parts], resamples,
+                                                          seed=0, weights=[p[2] for p in parts])))
+    return rows
+
+
+def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int,
+                ratios: dict[tuple, list] | None = None) -> list[ResultRow]:
     """Transfer efficiency = transfer / direct, and relative transfer (gap recovered) =
     (transfer - base) / (direct - base), paired over the examples all three share.
 
@@ -133,6 +158,10 @@ def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[
         efficiency = (paired_ratio(t, d, resamples, cell.seed, weights=w) if direct_score.ci_low > chance
                       else Estimate(NA, len(shared), NA, NA))
         rows.append(_row(cell, f"efficiency:{metric}", efficiency))
+        key = (cell.model, cell.learner, cell.trained_on, cell.evaluated_on, cell.condition)
+        if ratios is not None:
+            ratios.setdefault((*key, f"efficiency:{metric}"), []).append(
+                (t, d, w) if direct_score.ci_low > chance else None)
         direct_gain = paired_difference(d, b, resamples, cell.seed, weights=w)
         if direct_gain.significant:
             gap = paired_ratio([x - y for x, y in zip(t, b)], [x - y for x, y in zip(d, b)], resamples, cell.seed,
@@ -140,6 +169,9 @@ def _normalised(cell: Cell, direct: Cell, load: Loader, resamples: int) -> list[
         else:
             gap = Estimate(NA, len(shared), NA, NA)
         rows.append(_row(cell, f"relative:{metric}", gap))
+        if ratios is not None:
+            ratios.setdefault((*key, f"relative:{metric}"), []).append(
+                ([x - y for x, y in zip(t, b)], [x - y for x, y in zip(d, b)], w) if direct_gain.significant else None)
     return rows
 
 
