@@ -127,7 +127,7 @@ class Store:
             return False
         try:
             files = json.loads(manifest.read_text())["files"]
-            stats = tuple((name, (where / name).stat().st_size, (where / name).stat().st_mtime_ns) for name in files)
+            stats = tuple((name, s.st_size, s.st_mtime_ns) for name in files for s in [(where / name).stat()])
             # Hash once per process: a job's inputs are checked by every job that needs them.
             intact = self._verified.get(where) == stats or all(
                 _sha256(where / name) == digest for name, digest in files.items())

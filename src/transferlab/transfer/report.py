@@ -31,10 +31,10 @@ def matrices(results: pd.DataFrame, model: str, learner: str,
     metric_of = {t: primary_metric(t, sorted(frame.loc[frame["evaluated_on"] == t, "metric"].unique()))
                  for t in targets}
     found: dict[str, list[dict]] = {k: [] for k in kinds}
-    shares = frame[frame["metric"].isin(["share:majority", "share:flipped"])]
-    degenerate = {key for key, group in shares.groupby(["learner", "trained_on", "evaluated_on", "condition"])
-                  if is_degenerate(*(float(group.loc[group.metric == m, "value"].max()) if (group.metric == m).any()
-                                     else float("nan") for m in ("share:majority", "share:flipped")))}
+    shares = frame[frame["metric"].isin(["share:majority", "share:flipped"])].pivot_table(
+        index=["learner", "trained_on", "evaluated_on", "condition"], columns="metric", values="value")
+    degenerate = {key for key, s in shares.iterrows()
+                  if is_degenerate(s.get("share:majority", np.nan), s.get("share:flipped", np.nan))}
     for _, r in frame.iterrows():
         base_metric = metric_of[r["evaluated_on"]]
         is_base = r["condition"] == "baseline"
@@ -42,11 +42,12 @@ def matrices(results: pd.DataFrame, model: str, learner: str,
             continue
         row = {"trained_on": "base" if is_base else r["trained_on"], "evaluated_on": r["evaluated_on"],
                "metric": base_metric, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-               "std": r["std"], "seeds": r["seeds"], "n": r["n"], "q": np.nan, "tests": np.nan,
+               "std": r["std"], "seeds": r["seeds"], "n": r["n"],
                "degenerate": (r["learner"], r["trained_on"], r["evaluated_on"], r["condition"]) in degenerate}
         for kind in kinds:
             if r["metric"] == f"{kind}{base_metric}":
-                found[kind].append({**row, **({"q": r["q"], "tests": r["tests"]} if kind == "gain:" else {})})
+                gain = kind == "gain:"  # q-values are the gains' own; ratios keep the CI rule
+                found[kind].append({**row, "q": r["q"] if gain else np.nan, "tests": r["tests"] if gain else np.nan})
     return [pd.DataFrame(found[k]) for k in kinds]
 
 
