@@ -68,9 +68,13 @@ def test_evaluate_task_multiple_choice_and_generation(tiny):
     assert result.n == 10 and set(result.scores) == {"acc", "acc_norm"}
     assert sum(seen) == request_count(task, examples) == 20
     assert all(v in (0.0, 1.0) for v in result.scores["acc"])
+    assert [len(lps) for lps in result.choice_logprobs] == [2] * 10
+    assert result.scores["acc"] == [float(p == e.answer) for p, e in zip(result.predictions, examples)]
+    assert result.to_json()["predictions"] == result.predictions
     echo = Echo()
     gen = evaluate_task(tiny.model, tiny.tokenizer, echo, echo.examples("test")[:4])
     assert len(gen.outputs) == 4 and set(gen.scores) == {"exact_match"}
+    assert gen.predictions == [] and "predictions" not in gen.to_json()
 
 
 def test_per_instruction_weights_reach_the_evaluation(tiny):

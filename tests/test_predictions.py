@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from transferlab.engine.store import NONE, RESULT_COLUMNS
-from transferlab.predictions import flipped_share, is_degenerate, majority_share, predicted_choices
+from transferlab.predictions import (flipped_share, is_degenerate, majority_share, predicted_answers,
+                                     predicted_choices)
 from transferlab.tasks import get_task
 
 
@@ -24,6 +25,18 @@ def test_answers_are_recovered_for_two_choice_tasks_only():
     mmlu = get_task("mmlu-math")
     assert predicted_choices(mmlu, evaluation(mmlu, [0] * 20)) is None, "four choices: unknown, never guessed"
     assert predicted_choices(get_task("gsm8k"), {"uids": [], "scores": {}}) is None
+
+
+def test_recorded_predictions_flag_many_choice_and_generation_tasks():
+    mmlu = get_task("mmlu-math")
+    record = {**evaluation(mmlu, [0] * 20), "predictions": [2] * 20}
+    assert predicted_choices(mmlu, record) == [2] * 20, "the recorded choice, not a guess from the scores"
+    assert is_degenerate(majority_share(predicted_answers(mmlu, record)))
+    gsm = get_task("gsm8k")
+    silent = {"uids": ["a", "b", "c"], "scores": {}, "outputs": ["", " ", "\n"]}
+    assert predicted_answers(gsm, silent) == ["", "", ""] and is_degenerate(majority_share(["", "", ""]))
+    assert predicted_choices(gsm, silent) is None, "flips are defined for choices only"
+    assert not is_degenerate(majority_share(predicted_answers(gsm, {**silent, "outputs": ["1", "2", "3"]})))
 
 
 def test_one_answer_everywhere_and_wholesale_flips_are_degenerate():

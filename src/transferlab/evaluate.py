@@ -175,6 +175,10 @@ class TaskEvaluation:
     scores: dict[str, list[float]]
     outputs: list[str] = field(default_factory=list)
     weights: dict[str, list[float]] = field(default_factory=dict)  # only metrics whose examples weigh unequally
+    # Multiple choice only: the log-likelihood of every choice and the index of the one chosen
+    # (the most likely), so two runs can be compared prediction by prediction.
+    choice_logprobs: list[list[float]] = field(default_factory=list)
+    predictions: list[int] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -189,8 +193,11 @@ class TaskEvaluation:
         return sum(v * w for v, w in zip(values, weights)) / sum(weights) if values else float("nan")
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": self.task, "split": self.split, "uids": self.uids, "scores": self.scores,
-                "outputs": self.outputs, "weights": self.weights}
+        record = {"task": self.task, "split": self.split, "uids": self.uids, "scores": self.scores,
+                  "outputs": self.outputs, "weights": self.weights}
+        if self.predictions:
+            record.update(predictions=self.predictions, choice_logprobs=self.choice_logprobs)
+        return record
 
 
 def request_count(task: Task, examples: Sequence[Example]) -> int:
@@ -207,13 +214,15 @@ def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
     contexts = [render_context(task, e, tokenizer) for e in examples]
     scores: dict[str, list[float]] = {m: [] for m in task.metrics}
     outputs: list[str] = []
+    choice_logprobs: list[list[float]] = []
     if task.output_type == "multiple_choice":
         pairs = [(c, choice) for c, e in zip(contexts, examples) for choice in e.choices]
         per_choice = loglikelihood(model, tokenizer, pairs, batch_size=batch_size * 2, progress=progress)
         at = 0
         for e in examples:
-            row = score_choices(e, per_choice[at : at + len(e.choices)])
+            choice_logprobs.append(per_choice[at : at + len(e.choices)])
             at += len(e.choices)
+            row = score_choices(e, choice_logprobs[-1])
             for m in task.metrics:
                 scores[m].append(row[m])
     else:
@@ -226,4 +235,6 @@ def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
                 scores[m].append(float(row[m]))
     weights = {m: [task.example_weight(e, m) for e in examples] for m in task.metrics}
     weights = {m: w for m, w in weights.items() if any(x != 1.0 for x in w)}
-    return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, outputs, weights)
+    predictions = [max(range(len(lps)), key=lps.__getitem__) for lps in choice_logprobs]
+    return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, outputs, weights,
+                          choice_logprobs, predictions)

@@ -4,16 +4,18 @@ A model that gives (nearly) one answer everywhere scores the share of that answe
 adapter that flips the base model's answers wholesale scores 1 - base: neither is a finding,
 however significant its gain looks. Both are flagged wherever the cell appears.
 
-Predictions are recovered from a stored evaluation where they are implied by it: for a
-two-choice task, a correct example was answered with its answer and a wrong one with the
-other choice. Tasks with more choices need the predicted answers themselves, which the
-evaluation records do not hold yet; they get no flag (None), never a guessed one.
+Evaluations record the chosen index of every multiple-choice example (`predictions`). Older
+records hold only 0/1 scores; there the answers are recovered where the scores imply them
+(two choices: a correct example was answered with its answer, a wrong one with the other
+choice) and tasks with more choices get no flag (None), never a guessed one. For generation
+tasks the "answer" is the generated text itself, so a model that writes the same text (often
+nothing) for every prompt is flagged too; flips are defined for choices only.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from transferlab.tasks.base import Task
@@ -22,9 +24,13 @@ DEGENERATE_SHARE = 0.95  # one answer (or flipped answers) on at least this shar
 
 
 def predicted_choices(task: Task, evaluation: dict[str, Any]) -> list[int] | None:
-    """The index of the choice predicted for each evaluated example, or None when the
-    evaluation does not imply it (generation tasks, more than two choices)."""
-    if task.output_type != "multiple_choice" or "acc" not in evaluation.get("scores", {}):
+    """The index of the choice predicted for each evaluated example: recorded, or implied by the
+    scores of a two-choice task; None for generation tasks and unrecorded many-choice ones."""
+    if task.output_type != "multiple_choice":
+        return None
+    if evaluation.get("predictions"):
+        return list(evaluation["predictions"])
+    if "acc" not in evaluation.get("scores", {}):
         return None
     by_uid = {e.uid: e for e in task.all_examples()}
     examples = [by_uid.get(uid) for uid in evaluation["uids"]]
@@ -34,7 +40,15 @@ def predicted_choices(task: Task, evaluation: dict[str, Any]) -> list[int] | Non
             for e, correct in zip(examples, evaluation["scores"]["acc"])]  # type: ignore[union-attr]
 
 
-def majority_share(predictions: Sequence[int]) -> float:
+def predicted_answers(task: Task, evaluation: dict[str, Any]) -> list[Hashable] | None:
+    """What the model answered on each example: the chosen index, or the generated text."""
+    if task.output_type == "multiple_choice":
+        return predicted_choices(task, evaluation)  # type: ignore[return-value]
+    outputs = evaluation.get("outputs") or []
+    return [o.strip() for o in outputs] if outputs and len(outputs) == len(evaluation["uids"]) else None
+
+
+def majority_share(predictions: Sequence[Hashable]) -> float:
     """The share of the most common predicted answer."""
     return Counter(predictions).most_common(1)[0][1] / len(predictions) if predictions else float("nan")
 

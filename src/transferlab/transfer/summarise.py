@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from transferlab.engine.store import NONE, POOLED, ResultRow, Store
-from transferlab.predictions import flipped_share, majority_share, predicted_choices
+from transferlab.predictions import flipped_share, majority_share, predicted_answers, predicted_choices
 from transferlab.stats import (
     Estimate,
     align,
@@ -82,15 +82,16 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
 
 
 def _degenerate_rows(cell: Cell, task: Any, result: dict, base: dict | None) -> list[ResultRow]:
-    """`share:majority` (the most common answer's share) and, for trained cells, `share:flipped`
-    (answers that differ from the base model's), where the evaluation implies the answers."""
-    predicted = predicted_choices(task, result)
-    if predicted is None:
+    """`share:majority` (the most common answer's share) and, for trained cells of choice tasks,
+    `share:flipped` (choices that differ from the base model's), where the answers are known."""
+    answers = predicted_answers(task, result)
+    if answers is None:
         return []
-    n = len(predicted)
-    rows = [_row(cell, "share:majority", Estimate(majority_share(predicted), n, NA, NA))]
+    n = len(answers)
+    rows = [_row(cell, "share:majority", Estimate(majority_share(answers), n, NA, NA))]
+    predicted = predicted_choices(task, result)
     base_predicted = predicted_choices(task, base) if base is not None else None
-    if base_predicted is not None:
+    if predicted is not None and base_predicted is not None:
         flipped = flipped_share(result["uids"], predicted, base["uids"], base_predicted)  # type: ignore[index]
         rows.append(_row(cell, "share:flipped", Estimate(flipped, n, NA, NA)))
     return rows
