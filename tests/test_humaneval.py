@@ -7,10 +7,13 @@ import time
 
 import pytest
 
+from transferlab.sandbox import isolation
 from transferlab.tasks import SPLITS, Example, get_task, split_of
 from transferlab.tasks.humaneval import HumanEvalTask, candidate_program, extract_code, strip_demos
 
 FENCE = "```"
+# Scoring runs generated code, which needs the sandbox (bubblewrap; `make setup` installs it).
+needs_sandbox = pytest.mark.skipif(not isolation().isolated, reason=f"no sandbox here: {isolation().problem}")
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +71,35 @@ def test_the_prompt_asks_for_the_function_and_the_target_is_the_whole_function(e
     assert e.target == f"{FENCE}python\n{(code + e.meta['canonical_solution']).strip()}\n{FENCE}"
 
 
+@needs_sandbox
 def test_every_canonical_solution_passes_in_every_form(task: HumanEvalTask, examples: list[Example]) -> None:
-    """All 164 problems, three ways a model may answer: run concurrently, in seconds."""
+    """All 164 problems, three ways a model may answer, scored as one batch: in seconds."""
     forms = {
         "whole function, fenced": [e.target for e in examples],
         "body only, raw": [e.meta["canonical_solution"] for e in examples],
         "body only, dedented, fenced": [fenced(textwrap.dedent(e.meta["canonical_solution"])) for e in examples],
     }
-    for form, completions in forms.items():
-        start = time.monotonic()
-        scores = task.score_many(examples, completions)
-        elapsed = time.monotonic() - start
-        failed = [e.uid for e, s in zip(examples, scores) if s["pass@1"] != 1.0]
+    start = time.monotonic()
+    results = task.check_many(examples * len(forms), [c for completions in forms.values() for c in completions])
+    elapsed = time.monotonic() - start
+    for i, form in enumerate(forms):
+        chunk = results[i * len(examples): (i + 1) * len(examples)]
+        failed = [(e.uid, r.status, r.reason) for e, r in zip(examples, chunk) if not r.passed]
         assert not failed, f"{form}: canonical solutions failed: {failed}"
-        print(f"{form}: 164 canonical solutions passed in {elapsed:.1f} s")
-        assert elapsed < 120
+    print(f"{len(results)} canonical answers passed in {elapsed:.1f} s")
+    assert elapsed < 120
 
 
+@needs_sandbox
+def test_each_verdict_says_what_protected_it_and_why_it_failed(task: HumanEvalTask, examples: list[Example]) -> None:
+    e = examples[0]
+    right, wrong = task.check_many([e, e], [e.target, "    return False\n"])
+    assert right.passed and right.calls > 0 and right.protections == isolation().protections()
+    assert wrong.status == "failed" and "AssertionError" in wrong.reason
+    assert task.summary()["sandbox"] == list(isolation().protections())
+
+
+@needs_sandbox
 def test_a_wrong_solution_fails(task: HumanEvalTask, examples: list[Example]) -> None:
     e = examples[0]
     assert task.score(e, fenced(e.meta["code_prompt"] + "    return False\n")) == {"pass@1": 0.0}
@@ -93,6 +108,7 @@ def test_a_wrong_solution_fails(task: HumanEvalTask, examples: list[Example]) ->
     assert task.score(e, "") == {"pass@1": 0.0}
 
 
+@needs_sandbox
 def test_an_infinite_loop_times_out_and_scores_zero(examples: list[Example]) -> None:
     quick = HumanEvalTask(timeout_s=1.0)
     e = examples[0]
@@ -101,6 +117,7 @@ def test_an_infinite_loop_times_out_and_scores_zero(examples: list[Example]) -> 
     assert time.monotonic() - start < 5
 
 
+@needs_sandbox
 def test_exiting_early_with_status_zero_does_not_pass(task: HumanEvalTask, examples: list[Example]) -> None:
     e = examples[0]
     cheat = "    import os\n    os._exit(0)\n"
@@ -127,17 +144,20 @@ def test_an_answer_cut_off_inside_its_fence_is_still_read() -> None:
     assert extract_code("```python\ndef add(a, b):\n    return a + b\n", "add") == "def add(a, b):\n    return a + b\n"
 
 
+@needs_sandbox
 def test_unfenced_code_wrapped_in_prose_is_trimmed_to_the_code(task: HumanEvalTask, examples: list[Example]) -> None:
     e = examples[2]  # truncate_number
     answer = "Here you go:\n\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n\nThis keeps the fraction."
     assert task.score(e, answer) == {"pass@1": 1.0}
 
 
+@needs_sandbox
 def test_a_stray_closing_fence_after_a_body_is_ignored(task: HumanEvalTask, examples: list[Example]) -> None:
     e = examples[2]
     assert task.score(e, "    return number % 1.0\n```") == {"pass@1": 1.0}
 
 
+@needs_sandbox
 def test_helpers_and_imports_from_the_prompt_are_available(task: HumanEvalTask, examples: list[Example]) -> None:
     e = by_id(examples, "HumanEval/32")  # find_zero needs the prompt's poly() and `import math`
     answer = fenced(
@@ -156,6 +176,7 @@ def test_helpers_and_imports_from_the_prompt_are_available(task: HumanEvalTask, 
     assert task.score(e, answer) == {"pass@1": 1.0}
 
 
+@needs_sandbox
 def test_the_models_own_demos_are_dropped(task: HumanEvalTask, examples: list[Example]) -> None:
     e = examples[2]
     answer = fenced(

