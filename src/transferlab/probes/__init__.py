@@ -7,9 +7,11 @@ Modules, one concept each:
 - `activations`: one batched forward pass per (model, dataset) keeping every layer's residual stream;
 - `algorithms`: the probe estimators (DIM, LDA, LR, LR-G, CCS, PCA, PCA-G, LAT, random);
 - `protocol`: train on A at layer L, score on every B, recovered accuracy, AUROC, bootstrap CIs;
+- `conventions`: the two protocols (held out, the default, and repeng's), their fit params and eval rules;
 - `results`: the tidy probes table in the run's SQLite;
 - `tables`: the report's numbers from that table alone (scores, best probes, matrices, headline);
 - `figures`: the report's figures, one drawing function each;
+- `truthfulqa`: figure r4 and its numbers (TruthfulQA against the other datasets);
 - `report`: which figures a run gets, and summary.md;
 - `cross_model`: probes carried from one model to another through a linear map (its parts);
 - `spec`: the study's config, from a spec file or the CLI's flags;

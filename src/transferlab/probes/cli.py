@@ -56,6 +56,10 @@ def probes_run(
         datasets: str = typer.Option("cities,neg_cities,cities_conj,cities_disj,larger_than,smaller_than,mmlu",
                                      help="Comma-separated probe datasets (see `probes datasets`)."),
         algorithms: str = typer.Option("dim,lda,lr,lr-g,ccs,pca,pca-g,lat,random", help="Comma-separated algorithms."),
+        protocol: str = typer.Option("heldout", help="heldout: sign and threshold from each probe's training rows; "
+                                                     "repeng: the original study's conventions (sign and threshold "
+                                                     "chosen on the evaluation data, LDA without shrinkage, "
+                                                     "scikit-learn's LR tolerance), to compare with its numbers."),
         layers: str = typer.Option("all", help="all, every:K, or comma-separated indices (negative from the end)."),
         position: str = typer.Option("last", help="Token whose residual stream is read: last or mean."),
         limit: int = typer.Option(150, help="Groups per train/validation split (half for hparams); 0 = all."),
@@ -81,7 +85,8 @@ def probes_run(
     if cross_models:
         cross = CrossModelConfig(models=_names(cross_models), datasets=_names(cross_datasets),
                                  neutral_texts=neutral_texts)
-    config = ProbeStudyConfig(model=model, datasets=_names(datasets), algorithms=_names(algorithms), layers=layers,
+    config = ProbeStudyConfig(model=model, datasets=_names(datasets), algorithms=_names(algorithms), protocol=protocol,
+                              layers=layers,
                               position=position, limit=limit, limits=_limits(dataset_limit), max_chars=max_chars,
                               batch_size=batch_size, resamples=resamples, sources=_sources(source),
                               cross_model=cross, output=str(output), device=device, dtype=dtype,

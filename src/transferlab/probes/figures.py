@@ -1,4 +1,4 @@
-"""The probe report's figures (r0-r4, v1-v4, x1): one drawing function per figure, matplotlib only.
+"""The probe report's figures (r0-r3, v1-v4, x1; r4 in `truthfulqa`): one drawing function per figure, matplotlib only.
 
 Each function takes already-derived tables (`tables.Tables` or a matrix) and a path, draws,
 saves and returns the path (or None when the run lacks what the figure needs). Kept apart
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from transferlab.probes.algorithms import DISPLAY
-from transferlab.probes.tables import PROBE, THRESHOLD, Tables, from_and_to
+from transferlab.probes.algorithms import BASELINES, DISPLAY
+from transferlab.probes.tables import PROBE, THRESHOLD, Tables, errors, from_and_to
 
 
 def _plt() -> Any:
@@ -33,34 +33,66 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+CI_NOTE = "whiskers: 95 % CI; hatched: not above chance (chance-corrected CI reaches 0)"
+
+
+def _ecdf(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    values = np.sort(values[~np.isnan(values)])
+    return np.searchsorted(values, grid, side="right") / max(1, len(values))
+
+
 def fig_ecdf_by_layer(t: Tables, path: Path) -> Path:
+    """Seed 003's r0 (the random baseline apart, dashed), with a band between the ECDFs of every
+    probe's CI bounds: how much of the 80 % share is sure rather than noise."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    layers = sorted(t.probes.layer.unique())
+    real = t.probes[~t.probes.algorithm.isin(BASELINES)]
+    grid = np.linspace(0, 1.01, 203)
+    ax.fill_between(grid, _ecdf(real.score_high.to_numpy(dtype=float), grid),
+                    _ecdf(real.score_low.to_numpy(dtype=float), grid), step="post", color="grey", alpha=0.25, lw=0,
+                    label="95 % CI of the scores")
+    layers = sorted(real.layer.unique())
     cmap = plt.get_cmap("viridis")
     for i, layer in enumerate(layers):
-        values = np.sort(t.probes[t.probes.layer == layer].score.to_numpy())
+        values = np.sort(real[real.layer == layer].score.to_numpy())
         ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
                 color=cmap(i / max(1, len(layers) - 1)), lw=1, label=f"L{layer}" if i % max(1, len(layers) // 6) == 0
                 else None)
+    for name in sorted(set(t.probes.algorithm) & set(BASELINES)):
+        values = t.probes[t.probes.algorithm == name].score.to_numpy()
+        ax.step(grid, _ecdf(values, grid), where="post", color="k", ls="--", lw=1,
+                label=f"{DISPLAY.get(name, name)} (baseline)")
     ax.axvline(THRESHOLD, color="grey", ls=":", lw=1)
+    sure, maybe = (real.score_low > THRESHOLD).mean(), (real.score_high > THRESHOLD).mean()
     ax.set(xlabel="generalisation score (mean recovered accuracy on other datasets)", ylabel="share of probes ≤ x",
-           title=f"{t.model}: probes by layer", xlim=(0, 1.01))
+           xlim=(0, 1.01))
+    ax.set_title(f"{t.model}: probes by layer; above 80 %: {(real.score > THRESHOLD).mean():.0%} "
+                 f"(CI low above: {sure:.0%}, CI high above: {maybe:.0%})", fontsize=8)
     ax.legend(fontsize=7, title="layer", title_fontsize=7)
     return _save(fig, path)
 
 
-def _bars(values: Any, labels: list[str], title: str, xlabel: str, path: Path, notes: list[str] | None = None) -> Path:
+def _bars(frame: Any, labels: list[str], title: str, xlabel: str, path: Path, notes: list[str] | None = None) -> Path:
+    """Horizontal bars of `score` with CI whiskers; bars whose chance-corrected CI reaches 0 are hatched."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(labels) + 1.2))
+    values = frame.score.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(labels) + 1.4))
     y = np.arange(len(labels))
-    ax.barh(y, values, color="#4c72b0")
+    bars = ax.barh(y, values, color="#4c72b0", xerr=errors(frame, "score", "score_low", "score_high"),
+                   error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "k"})
+    for bar, chance in zip(bars, frame.at_chance.to_numpy(dtype=bool)):
+        if chance:
+            bar.set_hatch("///")
+            bar.set_edgecolor("white")
+    high = frame.score_high.fillna(frame.score).to_numpy(dtype=float)
     for i, v in enumerate(values):
-        ax.text(min(v, 1.0) + 0.01, i, f"{v:.2f}" + (f"  {notes[i]}" if notes else ""), va="center", fontsize=7)
+        ax.text(min(max(v, high[i]), 1.0) + 0.02, i, f"{v:.2f}" + (f"  {notes[i]}" if notes else ""), va="center",
+                fontsize=7)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(THRESHOLD, color="grey", ls=":", lw=1)
-    ax.set(xlim=(0, 1.35), xlabel=xlabel, title=title)
+    ax.set(xlim=(0, 1.4), xlabel=xlabel)
+    ax.set_title(f"{title}\n({CI_NOTE})", fontsize=8)
     return _save(fig, path)
 
 
@@ -69,55 +101,82 @@ def fig_best_by(t: Tables, by: str, path: Path) -> Path:
     labels = [DISPLAY.get(v, v) if by == "algorithm" else (f"L{v}" if by == "layer" else v) for v in best[by]]
     notes = [f"{DISPLAY.get(r.algorithm, r.algorithm)}, {r.trained_on}, L{r.layer}" for r in best.itertuples()]
     if by == "layer":
-        order = np.argsort(best.layer.to_numpy())
-        best = best.iloc[order]
+        best = best.sort_values("layer")
         plt = _plt()
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(best.layer, best.score, marker="o", ms=3)
+        ax.errorbar(best.layer, best.score, yerr=errors(best, "score", "score_low", "score_high"), marker="o", ms=3,
+                    capsize=2, lw=1, color="#4c72b0")
+        chance = best[best.at_chance]
+        ax.scatter(chance.layer, chance.score, s=40, facecolors="white", edgecolors="#c44e52", zorder=3,
+                   label="not above chance (chance-corrected CI reaches 0)")
         ax.axhline(THRESHOLD, color="grey", ls=":", lw=1)
-        ax.set(xlabel="layer", ylabel="generalisation score of the layer's best probe", ylim=(0, 1.02),
-               title=f"{t.model}: best probe by layer (chosen on hparams)")
+        ax.set(xlabel="layer", ylabel="best probe's generalisation score", ylim=(0, 1.02))
+        ax.set_title(f"{t.model}: best probe by layer (chosen on hparams; whiskers: 95 % CI)", fontsize=8)
+        if len(chance):
+            ax.legend(fontsize=7)
         return _save(fig, path)
-    return _bars(best.score.to_numpy(), labels, f"{t.model}: best probe by {by} (chosen on hparams)",
+    return _bars(best, labels, f"{t.model}: best probe by {by} (chosen on hparams)",
                  "generalisation score (validation)", path, notes)
 
 
 def fig_algorithms(t: Tables, path: Path) -> Path:
+    """Every probe's score per algorithm, each with its CI whisker; hollow: not above chance."""
     plt = _plt()
     algos = [a for a in DISPLAY if a in set(t.probes.algorithm)]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    data = [t.probes[t.probes.algorithm == a].score.to_numpy() for a in algos]
-    ax.boxplot(data, showfliers=False)
+    groups = [t.probes[t.probes.algorithm == a] for a in algos]
+    ax.boxplot([g.score.to_numpy() for g in groups], showfliers=False)
     ax.set_xticks(range(1, len(algos) + 1), [DISPLAY[a] for a in algos])
-    for i, values in enumerate(data, start=1):
-        ax.scatter(np.full(len(values), i) + np.random.default_rng(i).uniform(-0.15, 0.15, len(values)), values,
-                   s=3, alpha=0.3, color="k")
+    hollow = 0
+    for i, g in enumerate(groups, start=1):
+        x = np.full(len(g), i) + np.random.default_rng(i).uniform(-0.15, 0.15, len(g))
+        ax.errorbar(x, g.score, yerr=errors(g, "score", "score_low", "score_high"), fmt="none", ecolor="k",
+                    alpha=0.15, lw=0.6)
+        chance = g.at_chance.to_numpy(dtype=bool)
+        hollow += int(chance.sum())
+        ax.scatter(x[~chance], g.score[~chance], s=4, alpha=0.5, color="k")
+        ax.scatter(x[chance], g.score[chance], s=6, alpha=0.6, facecolors="none", edgecolors="#c44e52", lw=0.5)
     ax.axhline(THRESHOLD, color="grey", ls=":", lw=1)
-    ax.set(ylabel="generalisation score", ylim=(0, 1.02), title=f"{t.model}: every probe (all datasets and layers)")
+    ax.set(ylabel="generalisation score", ylim=(0, 1.02))
+    ax.set_title(f"{t.model}: every probe (all datasets and layers); whiskers: 95 % CI;\n"
+                 f"hollow red: not above chance ({hollow} of {len(t.probes)} probes)", fontsize=8)
     return _save(fig, path)
 
 
 def fig_datasets(t: Tables, path: Path) -> Path:
+    """Per dataset: its best own probe in distribution, and how far its best probe generalises,
+    both with 95 % CIs (the second hatched when not above chance)."""
+    import pandas as pd
+
     plt = _plt()
     ind = t.in_distribution()
-    best_own = []
+    own = []
     for d in t.datasets:
-        h = t.hp[(t.hp.trained_on == d) & (t.hp.evaluated_on == d)]
-        if h.empty:
-            best_own.append(np.nan)
-            continue
-        top = h.loc[h.value.idxmax()]
-        hit = ind[(ind.algorithm == top.algorithm) & (ind.trained_on == d) & (ind.layer == top.layer)]
-        best_own.append(float(hit.value.iloc[0]) if len(hit) else np.nan)
-    best_from = t.best("trained_on").set_index("trained_on").score.reindex(t.datasets).to_numpy()
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(t.datasets) + 1.2))
+        h = t.hp[(t.hp.trained_on == d) & (t.hp.evaluated_on == d) & ~t.hp.algorithm.isin(BASELINES)]
+        hit = ind.iloc[:0]
+        if len(h):
+            top = h.loc[h.value.idxmax()]
+            hit = ind[(ind.algorithm == top.algorithm) & (ind.trained_on == d) & (ind.layer == top.layer)]
+        own.append(hit.iloc[0][["value", "ci_low", "ci_high"]] if len(hit) else
+                   pd.Series({"value": np.nan, "ci_low": np.nan, "ci_high": np.nan}))
+    own_frame = pd.DataFrame(own).astype(float).reset_index(drop=True)
+    best = t.best("trained_on").set_index("trained_on").reindex(t.datasets).reset_index()
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(t.datasets) + 1.4))
     y = np.arange(len(t.datasets))
-    ax.barh(y - 0.2, best_own, 0.4, label="accuracy of the best probe for it (in distribution)")
-    ax.barh(y + 0.2, best_from, 0.4, label="generalisation score of its best probe")
+    style = {"elinewidth": 1, "capsize": 2, "ecolor": "k"}
+    ax.barh(y - 0.2, own_frame.value, 0.4, xerr=errors(own_frame, "value", "ci_low", "ci_high"), error_kw=style,
+            label="accuracy of the best probe for it (in distribution)")
+    bars = ax.barh(y + 0.2, best.score, 0.4, xerr=errors(best, "score", "score_low", "score_high"), error_kw=style,
+                   label="generalisation score of its best probe")
+    for bar, chance in zip(bars, best.at_chance.fillna(False).to_numpy(dtype=bool)):
+        if chance:
+            bar.set_hatch("///")
+            bar.set_edgecolor("white")
     ax.set_yticks(y, t.datasets, fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlim=(0, 1.02), xlabel="validation", title=f"{t.model}: datasets")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlim=(0, 1.02), xlabel="validation")
+    ax.set_title(f"{t.model}: datasets ({CI_NOTE})", fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     return _save(fig, path)
 
 
@@ -180,6 +239,7 @@ def fig_clustering(matrix: Any, model: str, path: Path) -> Path | None:
 
 
 def fig_layer_curves(t: Tables, datasets: list[str], algorithms: list[str], title: str, path: Path) -> Path:
+    """In-distribution accuracy by layer, each curve with its 95 % CI band."""
     plt = _plt()
     ind = t.in_distribution()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
@@ -188,27 +248,11 @@ def fig_layer_curves(t: Tables, datasets: list[str], algorithms: list[str], titl
             rows = ind[(ind.evaluated_on == d) & (ind.algorithm == a)].sort_values("layer")
             if len(rows):
                 label = f"{d} / {DISPLAY.get(a, a)}" if len(datasets) > 1 else DISPLAY.get(a, a)
-                ax.plot(rows.layer, rows.value, marker=".", ms=3, lw=1, label=label)
-    ax.set(xlabel="layer", ylabel="validation accuracy (trained on the same dataset)", ylim=(0, 1.02), title=title)
+                line, = ax.plot(rows.layer, rows.value, marker=".", ms=3, lw=1, label=label)
+                ax.fill_between(rows.layer, rows.ci_low, rows.ci_high, color=line.get_color(), alpha=0.12, lw=0)
+    ax.set(xlabel="layer", ylabel="validation accuracy (trained on the same dataset)", ylim=(0, 1.02))
+    ax.set_title(f"{title} (bands: 95 % CI)", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
-    return _save(fig, path)
-
-
-def fig_truthful_qa(t: Tables, path: Path) -> Path | None:
-    name = "truthful_qa"
-    if name not in t.datasets:
-        return None
-    others = t.cells[t.cells.evaluated_on != name].groupby(PROBE).value.mean()
-    tqa = t.cells[t.cells.evaluated_on == name].set_index(PROBE).value
-    joined = others.to_frame("others").join(tqa.rename("tqa"), how="inner")
-    if joined.empty:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(joined.others, joined.tqa, s=4, alpha=0.5)
-    r = np.corrcoef(joined.others, joined.tqa)[0, 1] if len(joined) > 2 else np.nan
-    ax.set(xlabel="mean recovered accuracy on the other datasets", ylabel="recovered accuracy on TruthfulQA",
-           title=f"{t.model}: TruthfulQA vs the rest (r = {r:.2f})", xlim=(0, 1.02), ylim=(0, 1.02))
     return _save(fig, path)
 
 

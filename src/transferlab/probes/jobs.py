@@ -20,6 +20,7 @@ import torch
 from transferlab.engine.jobs import Job, Runtime, Tick, register_job_kind
 from transferlab.errors import TransferlabError
 from transferlab.probes import activations, protocol
+from transferlab.probes.conventions import DEFAULT
 from transferlab.probes.cross_model import fit_ridge_maps, neutral_texts
 from transferlab.probes.datasets import load_dataset
 from transferlab.probes.protocol import Data, ProbeBank, Skip
@@ -124,7 +125,7 @@ def run_score(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         skips.extend(saved)
         if valid.any():
             bank.add(name, algorithm, coef, intercept, valid)
-    evaluations = protocol.evaluate(bank, data, resamples=p["resamples"])
+    evaluations = protocol.evaluate(bank, data, resamples=p["resamples"], protocol=p.get("protocol", DEFAULT))
     for ev in evaluations:
         if ev.note:
             skips.append(Skip(ev.dataset, "*", None, f"no recovered accuracy on {ev.dataset}: {ev.note}"))
@@ -133,7 +134,9 @@ def run_score(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
             for ev in evaluations if ev.best is not None}
     table_skips = [(s.trained_on, s.algorithm, s.layer if s.layer is None else layers[s.layer], s.reason)
                    for s in skips]
-    _write_rows(rt, "probe-scores", job.key, {"model": p["model"]}, rows=rows, skips=table_skips, best=best)
+    chance = {ev.dataset: ev.chance for ev in evaluations}  # the floor of each dataset's accuracy (figure r4)
+    _write_rows(rt, "probe-scores", job.key, {"model": p["model"]}, rows=rows, skips=table_skips, best=best,
+                chance=chance)
     return {"probes": len(bank), "rows": len(rows)}
 
 
@@ -179,7 +182,7 @@ def run_cross(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         if not len(bank):
             continue
         tgt = Data.of(ds, stored_activations(rt, entry["target_activations"]))
-        for ev in protocol.evaluate(bank, [tgt], resamples=p["resamples"]):
+        for ev in protocol.evaluate(bank, [tgt], resamples=p["resamples"], protocol=p.get("protocol", DEFAULT)):
             for k in range(len(bank)):
                 for li, layer in enumerate(layers):
                     acc = float(ev.acc[k, li])

@@ -21,6 +21,7 @@ from typing import Any
 from transferlab import models
 from transferlab.engine.jobs import Job
 from transferlab.errors import TransferlabError
+from transferlab.probes import conventions
 from transferlab.probes.activations import num_layers, resolve_layers
 from transferlab.probes.cross_model import matched_layers, neutral_texts
 from transferlab.probes.datasets import load_dataset
@@ -121,7 +122,7 @@ def plan_probes(config: ProbeStudyConfig, loaded: dict[str, Any] | None = None, 
             f"{a['dataset']}: {a['error']}" for a in audit))
     model = model_info(config.model, loaded, config.device, config.dtype)
     layers = resolve_layers(config.layers, model.depth, model.name)
-    algorithms = {a: dict(config.params.get(a, {})) for a in config.algorithms}
+    algorithms = {a: conventions.fit_params(config.protocol, a, config.params.get(a)) for a in config.algorithms}
     jobs: list[Job] = []
     activation_keys, fit_keys = {}, {}
     for ds in datasets:
@@ -136,10 +137,13 @@ def plan_probes(config: ProbeStudyConfig, loaded: dict[str, Any] | None = None, 
                 "model": model.name, "dataset": dataset_spec(config, ds.name), "fingerprint": ds.fingerprint(),
                 "activations": activation_keys[ds.name], "algorithm": algorithm, "params": params,
                 "layers": layers}, deps=(activation_keys[ds.name],), label=f"fit {algorithm} on {ds.name}"))
+    # the protocol changes the scores (sign and threshold on the evaluation data) and, through the
+    # params above, the fits; the default adds nothing to either key, so stored runs stay valid
     score_key = stable_hash("probe-scores", SCORE_VERSION, [fit_keys[k] for k in fit_keys],
-                            [activation_keys[d.name] for d in datasets], config.resamples)
+                            [activation_keys[d.name] for d in datasets], config.resamples,
+                            *conventions.key_part(config.protocol))
     jobs.append(Job("score", score_key, {
-        "model": model.name, "layers": layers, "resamples": config.resamples,
+        "model": model.name, "layers": layers, "resamples": config.resamples, "protocol": config.protocol,
         "datasets": [{"dataset": dataset_spec(config, d.name), "fingerprint": d.fingerprint(),
                       "activations": activation_keys[d.name]} for d in datasets],
         "fits": [[d, a, k] for (d, a), k in fit_keys.items()]},
@@ -162,7 +166,7 @@ def _plan_cross(plan: ProbePlan, loaded: dict[str, Any], say: Any) -> CrossPlan:
     neutral = neutral_texts(cross.neutral_texts)
     infos = [plan.model if n == config.model else model_info(n, loaded, config.device, config.dtype) for n in names]
     layers = {m.name: resolve_layers(cross.layers, m.depth, m.name) for m in infos}
-    algorithms = {a: dict(config.params.get(a, {})) for a in cross.algorithms}
+    algorithms = {a: conventions.fit_params(config.protocol, a, config.params.get(a)) for a in cross.algorithms}
     out = CrossPlan(infos, datasets, neutral, layers, algorithms)
     acts: dict[tuple[str, str], str] = {}
     for m in infos:  # one model's extractions together: it is loaded once, then released
@@ -196,12 +200,12 @@ def _plan_cross(plan: ProbePlan, loaded: dict[str, Any], say: Any) -> CrossPlan:
                         "source_activations": acts[(source, d.name)], "target_activations": acts[(target, d.name)]}
                        for d in datasets]
             key = stable_hash("probe-cross", CROSS_VERSION, entries, map_key, source_index, layers[target],
-                              algorithms, config.resamples)
+                              algorithms, config.resamples, *conventions.key_part(config.protocol))
             deps = [e[k] for e in entries for k in ("source_activations", "target_activations")]
             plan.jobs.append(Job("cross", key, {
                 "source_model": source, "target_model": target, "datasets": entries, "map": map_key,
                 "source_index": source_index, "target_layers": layers[target], "algorithms": algorithms,
-                "resamples": config.resamples}, deps=tuple(dict.fromkeys([*deps, *([map_key] if map_key else [])])),
+                "resamples": config.resamples, "protocol": config.protocol}, deps=tuple(dict.fromkeys([*deps, *([map_key] if map_key else [])])),
                 label=f"cross-model probes {source} -> {target}"))
             out.pairs.append((source, target, key))
     return out

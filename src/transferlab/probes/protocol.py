@@ -5,8 +5,10 @@
 2. Every probe (A, algorithm, layer) is scored on every dataset B as one matrix product
    over the stacked rows of all datasets, on B's hparams and validation splits.
 3. Accuracy on B: question accuracy when B is grouped (the top-scoring row of each group
-   must be the true one), else row accuracy of `score > 0`, the threshold having been
-   chosen on A's training rows. AUROC over rows too.
+   must be the true one), else row accuracy of `score > 0`, the sign and threshold having
+   been chosen on A's training rows. AUROC over rows too. Under `protocol: repeng` the
+   sign (and, on rows, the threshold) is chosen on B's split itself instead, as the
+   original study did (see `conventions`).
 4. Recovered accuracy = clip(acc(A -> B) / acc(best probe for B), 0, 1), and its
    chance-corrected twin (acc - chance) / (best - chance), the best probe for
    B being the probe trained on B with the highest accuracy on B's hparams split (baselines
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from transferlab.errors import TransferlabError
+from transferlab.probes import conventions
 from transferlab.probes.algorithms import _common as C
 from transferlab.probes.algorithms import BASELINES, make
 
@@ -204,19 +207,20 @@ def group_correct(scores: torch.Tensor, y: torch.Tensor, codes: torch.Tensor) ->
     return (true_score >= best) & (ties == 1)
 
 
-def score_bank(bank: ProbeBank, datasets: Sequence[Data], split: str) -> list[Scores]:
+def score_bank(bank: ProbeBank, datasets: Sequence[Data], split: str,
+               protocol: str = conventions.DEFAULT) -> list[Scores]:
     """Score every probe on every dataset's split: one batched matrix product per dataset."""
     W, b, valid = bank.stacked()
     out: list[Scores] = []
     for data in datasets:
         rows = data.splits == split
         scores = torch.einsum("pld,lmd->plm", W, data.rows(split)) + b[:, :, None]
-        out.append(_metrics(data.name, split, scores, data.labels[rows], data.groups[rows], valid))
+        out.append(_metrics(data.name, split, scores, data.labels[rows], data.groups[rows], valid, protocol))
     return out
 
 
 def _metrics(name: str, split: str, s: torch.Tensor, y_np: np.ndarray, groups: np.ndarray,
-             valid: torch.Tensor) -> Scores:
+             valid: torch.Tensor, protocol: str = conventions.DEFAULT) -> Scores:
     P, L, m = s.shape
     if m == 0:
         raise TransferlabError(f"{name} has no {split} rows: raise --limit or check the dataset")
@@ -224,9 +228,17 @@ def _metrics(name: str, split: str, s: torch.Tensor, y_np: np.ndarray, groups: n
     flat = s.reshape(P * L, m)
     codes = C.group_index(groups, m)
     grouped = C.is_grouped(y, codes)
-    correct = group_correct(flat, y, codes) if grouped else ((flat > 0).to(torch.long) == y)
+    auroc = _auroc(flat, y)
+    if conventions.check(protocol) == "repeng":  # sign (and threshold) chosen on this very split
+        if grouped:
+            correct = conventions.eval_sign_groups(group_correct(flat, y, codes), group_correct(-flat, y, codes))
+            auroc = torch.maximum(auroc, 1 - auroc)
+        else:
+            correct, auroc = conventions.eval_threshold_rows(flat, y, auroc)
+    else:
+        correct = group_correct(flat, y, codes) if grouped else ((flat > 0).to(torch.long) == y)
     correct = correct.to(torch.float32).reshape(P, L, -1)
-    auroc = _auroc(flat, y).reshape(P, L)
+    auroc = auroc.reshape(P, L)
     correct = torch.where(valid[:, :, None], correct, torch.nan)
     auroc = torch.where(valid, auroc, torch.nan)
     if grouped:
@@ -270,10 +282,10 @@ class Evaluation:
 
 
 def evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int = 1000, seed: int = 0,
-             level: float = 0.95) -> list[Evaluation]:
+             level: float = 0.95, protocol: str = conventions.DEFAULT) -> list[Evaluation]:
     """Accuracy, AUROC and recovered accuracy (with bootstrap CIs) of every probe on every dataset."""
-    hparams = {s.dataset: s for s in score_bank(bank, datasets, "hparams")}
-    validation = score_bank(bank, datasets, "validation")
+    hparams = {s.dataset: s for s in score_bank(bank, datasets, "hparams", protocol)}
+    validation = score_bank(bank, datasets, "validation", protocol)
     tail = (1 - level) / 2
     out = []
     for v in validation:

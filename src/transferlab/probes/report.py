@@ -16,10 +16,12 @@ import numpy as np
 
 from transferlab.errors import TransferlabError
 from transferlab.probes.algorithms import DISPLAY
+from transferlab.probes import conventions
 from transferlab.probes.figures import (fig_algorithms, fig_best_by, fig_clustering, fig_cross_model, fig_datasets,
-                                        fig_ecdf_by_layer, fig_from_to, fig_layer_curves, fig_lda, fig_matrix,
-                                        fig_truthful_qa)
+                                        fig_ecdf_by_layer, fig_from_to, fig_layer_curves, fig_lda, fig_matrix)
 from transferlab.probes.results import ProbeResults
+from transferlab.probes.truthfulqa import (fig_truthful_qa, format_r, truthful_qa_name, truthful_qa_numbers,
+                                           truthful_qa_table)
 from transferlab.probes.tables import THRESHOLD, Tables, at_chance, below_chance, cross_model_tables, from_and_to, headline
 
 
@@ -61,7 +63,8 @@ def write_report(root: Path, console: Any = None) -> list[Path]:
                               out / "r3b_matrix.png", at_chance(t, matrix, picked)))
     written.append(fig_from_to(matrix, model, out / "r3c_to_and_from.png"))
     written.append(fig_clustering(matrix, model, out / "r3d_clustering.png"))
-    written.append(fig_truthful_qa(t, out / "r4_truthful_qa.png"))
+    tqa = truthful_qa_name(t.datasets)
+    written.append(fig_truthful_qa(t, out / "r4_truthful_qa.png", _chance(run, tqa)))
     grouped = [d for d, info in run.get("datasets", {}).items() if info.get("grouped")] or t.datasets[:1]
     first = "arc_easy" if "arc_easy" in t.datasets else grouped[0]
     written.append(fig_layer_curves(t, [first], [a for a in DISPLAY if a in set(t.probes.algorithm)],
@@ -82,9 +85,48 @@ def write_report(root: Path, console: Any = None) -> list[Path]:
     summary = out / "summary.md"
     summary.write_text(_summary(t, run, matrix, picked, cross, results.skips(), files))
     files.append(summary)
+    from transferlab.html.probes import write_probe_page
+    files.append(write_probe_page(out, t, matrix, picked, at_chance(t, matrix, picked), headline(t)))
     if console is not None:
         console.print(f"report: {len(files)} files in {out}", highlight=False)
     return files
+
+
+def _chance(run: dict[str, Any], name: str | None) -> float | None:
+    """A dataset's chance accuracy as the score job recorded it (None for older stores and imports)."""
+    value = run.get("chance", {}).get(name) if name else None
+    return float(value) if value is not None else None
+
+
+def _protocol_lines(run: dict[str, Any]) -> list[str]:
+    name = run.get("protocol", conventions.DEFAULT)
+    line = f"Protocol `{name}`: {conventions.PROTOCOLS.get(name, 'unknown')}."
+    if name == "repeng":
+        line += (" Choosing the sign and threshold on the evaluation data leans optimistic (a direction reversed on "
+                 "a dataset is scored as if it were not): use these numbers to compare with the published study, "
+                 "the default protocol's to judge a probe.")
+    return [line, ""]
+
+
+def _truthful_qa_lines(t: Tables, run: dict[str, Any]) -> list[str]:
+    name = truthful_qa_name(t.datasets)
+    if name is None:
+        return []
+    table = truthful_qa_table(t, name)
+    if table.empty:
+        return []
+    n = truthful_qa_numbers(table, _chance(run, name))
+    lines = ["## TruthfulQA (figure r4)", "",
+             f"Probes trained on the other datasets ({n['probes']}), each placed by its generalisation score over the "
+             f"other datasets ({name} left out) against its accuracy on {name}: Pearson r = {format_r(n['r'])}, mean "
+             f"accuracy {_pct(n['mean_accuracy'])}."]
+    if n["chance"] is not None:
+        lines[-1] += (f" Chance is {_pct(n['chance'])}; {n['above_chance']} of {n['probes']} probes are above it "
+                      f"beyond noise (95 % CI), and {n['above_80_and_above_chance']} of the {n['above_80']} probes "
+                      "above 80 % generalisation.")
+    else:
+        lines[-1] += f" {n['above_80']} probes are above 80 % generalisation (chance not recorded in this store)."
+    return [*lines, ""]
 
 
 def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: Any, skips: Any,
@@ -99,6 +141,7 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
         lines += [f"Wall time {run['wall_seconds']:.0f} s. Layers {run['layers'][0]}-{run['layers'][-1]} "
                   f"({len(run['layers'])}), position `{run.get('position')}`, at most {run.get('limit')} groups "
                   "per train/validation split.", ""]
+    lines += _protocol_lines(run)
     lines += ["## Headline", "",
               "| measure | value |", "|---|---|",
               f"| mean cross-dataset recovered accuracy (all {h['cells']} probe x other-dataset cells) | "
@@ -113,12 +156,15 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
     if "best" in h:
         b = h["best"]
         lines.append(f"| best probe (chosen on hparams) | {DISPLAY.get(b['algorithm'], b['algorithm'])} trained on "
-                     f"{b['trained_on']}, layer {b['layer']}: {_pct(b['score'])} |")
+                     f"{b['trained_on']}, layer {b['layer']}: {_pct(b['score'])} "
+                     f"[{_pct(b['score_low'])}, {_pct(b['score_high'])}] |")
     lines += ["", "A probe is (algorithm, trained on, layer); its generalisation score is its mean recovered accuracy "
               "on the other datasets (validation). Recovered accuracy = clip(acc(A→B) / acc(best probe for B), 0, 1), "
               "the best probe for B chosen on B's hparams split; the random baseline is never that best probe. "
               "Chance-corrected recovered accuracy = (acc(A→B) − chance(B)) / (acc(best for B) − chance(B)), not "
-              "clipped: 0 is chance, 1 the best probe, below 0 a direction that points the wrong way on B.", ""]
+              "clipped: 0 is chance, 1 the best probe, below 0 a direction that points the wrong way on B. A score's "
+              "95 % CI combines its datasets' CIs in quadrature (independent samples); figures r0-r3 draw these CIs "
+              "and hatch (or draw hollow) what is not above chance.", ""]
     flipped = below_chance(t)
     if len(flipped):
         lines += ["### Below chance beyond noise", "",
@@ -127,6 +173,7 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
             lines.append(f"| {DISPLAY.get(r.algorithm, r.algorithm)} trained on {r.trained_on}, L{int(r.layer)} | "
                          f"{r.evaluated_on} | {r.value:+.2f} | [{r.ci_low:+.2f}, {r.ci_high:+.2f}] |")
         lines.append("")
+    lines += _truthful_qa_lines(t, run)
     # per algorithm
     rows = []
     for a in [a for a in DISPLAY if a in set(t.probes.algorithm)]:
@@ -134,6 +181,7 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
         best = t.best(frame=p)
         rows.append({"algorithm": DISPLAY[a], "probes": len(p), "mean score": p.score.mean(),
                      "share > 80 %": (p.score > THRESHOLD).mean(),
+                     "not above chance": f"{int(p.at_chance.sum())} of {len(p)}",
                      "best (hparams-chosen)": f"{best.iloc[0].trained_on} L{int(best.iloc[0].layer)}: "
                                               f"{best.iloc[0].score:.2f}" if len(best) else "NA"})
     lines += ["## Algorithms", "", _md_table(pd.DataFrame(rows).set_index("algorithm")), ""]

@@ -3,6 +3,7 @@
     study: probes
     model: smollm2-135m
     datasets: [cities, neg_cities, larger_than, mmlu]
+    protocol: heldout          # or repeng: the original study's conventions (see `conventions`)
     cross_model: {models: [gemma3-270m]}
 
 `ProbeStudyConfig` is also what `transferlab probes run` builds from its flags. Spec errors
@@ -19,6 +20,7 @@ import yaml
 
 from transferlab.engine.spec import Located, check_keys
 from transferlab.errors import TransferlabError, unknown_name
+from transferlab.probes import conventions
 from transferlab.probes.algorithms import ALGORITHMS, STUDY_ALGORITHMS
 from transferlab.probes.datasets import family_of
 
@@ -44,6 +46,7 @@ class ProbeStudyConfig:
                                  "smaller_than", "mmlu")
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # algorithm -> hyper-parameters
+    protocol: str = conventions.DEFAULT  # heldout | repeng (sign, threshold and fit conventions)
     layers: str = "all"  # all | every:k | comma-separated indices (negative from the end)
     position: str = "last"
     limit: int = 150  # groups per train/validation split (half as many for hparams); 0 = all
@@ -59,6 +62,7 @@ class ProbeStudyConfig:
     report: bool = True
 
     def checked(self) -> ProbeStudyConfig:
+        conventions.check(self.protocol)
         for name in self.datasets:
             family_of(name)  # raises with a suggestion on an unknown name
         for a in self.algorithms:
@@ -90,9 +94,14 @@ def parse_probe_spec(text: str, filename: str = "<spec>") -> ProbeStudyConfig:
         if not models:
             raise at.error(("models",), "expected at least one model")
         values["model"] = str(models[0])
-    for key in ("name", "model", "layers", "position", "output", "device", "dtype"):
+    for key in ("name", "model", "layers", "position", "output", "device", "dtype", "protocol"):
         if key in data:
             values[key] = str(data[key])
+    if "protocol" in values:
+        try:
+            conventions.check(values["protocol"])
+        except TransferlabError as err:
+            raise at.error(("protocol",), str(err)) from None
     for key in ("limit", "batch_size", "resamples", "max_chars"):
         if key in data:
             if not isinstance(data[key], int) or data[key] < 0:

@@ -45,6 +45,7 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
     too: each is used instead of loading that model by name.
     """
     started = time.perf_counter()
+    config = config.checked()  # a bad name or protocol fails here, before any directory or job
     given = list(loaded) if isinstance(loaded, (list, tuple)) else [loaded] if loaded is not None else []
     if given and given[0].name != config.model and not isinstance(loaded, (list, tuple)):
         config = dataclasses.replace(config, model=given[0].name)
@@ -63,6 +64,7 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
         name=config.name, model=plan.model.name, model_identity=plan.model.identity, layers=plan.layers,
         num_layers=plan.model.depth, position=config.position, limit=config.limit, limits=config.limits,
         max_chars=config.max_chars, algorithms=list(config.algorithms), params=plan.algorithms, command=command,
+        protocol=config.protocol,
         datasets={ds.name: {"family": ds.family, "grouped": ds.grouped(), **ds.counts()} for ds in plan.datasets},
         audit=plan.audit, extract_seconds={ds.name: _seconds(store, plan.activation_keys[ds.name])
                                            for ds in plan.datasets},
@@ -103,7 +105,8 @@ def _jsonable(config: ProbeStudyConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
-def run_spec(path: Path, output: Path | None, dry_run: bool, console: Any) -> Path | None:
+def run_spec(path: Path, output: Path | None, dry_run: bool, console: Any,
+             executor: Executor | None = None) -> Path | None:
     """`transferlab run SPEC` for `study: probes` (the same as `transferlab probes run`, resumable)."""
     if not path.exists():
         raise TransferlabError(f"spec file {path} does not exist")
@@ -113,6 +116,7 @@ def run_spec(path: Path, output: Path | None, dry_run: bool, console: Any) -> Pa
     if dry_run:
         _say(console, f"probe study {config.name!r}: model {config.model}; datasets {', '.join(config.datasets)}; "
                       f"algorithms {', '.join(config.algorithms)}; layers {config.layers}; limit {config.limit}; "
+                      f"protocol {config.protocol}; "
                       f"output {config.output}"
                       + (f"; cross-model {', '.join(config.cross_model.models)}" if config.cross_model else ""))
         try:
@@ -124,4 +128,4 @@ def run_spec(path: Path, output: Path | None, dry_run: bool, console: Any) -> Pa
         for job in plan.jobs:
             _say(console, f"  {job.kind:8s} {job.key}  {job.label}")
         return None
-    return run_probe_study(config, console, command=f"transferlab run {path}")
+    return run_probe_study(config, console, command=f"transferlab run {path}", executor=executor)

@@ -23,6 +23,8 @@ def summarise(plan: ProbePlan, store: Store, results: ProbeResults) -> int:
         skips = [tuple(s) for s in store.read_json("probe-scores", plan.score_key, "skips.json")]
         written = results.replace(model, model, rows, skips)
         results.update_run(best_probe_for=store.read_json("probe-scores", plan.score_key, "best.json"))
+        if (store.path("probe-scores", plan.score_key) / "chance.json").exists():  # scores stored since r4
+            results.update_run(chance=store.read_json("probe-scores", plan.score_key, "chance.json"))
     if plan.cross is not None:
         for source, target, key in plan.cross.pairs:
             if store.has("probe-cross", key):

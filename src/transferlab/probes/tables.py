@@ -11,7 +11,11 @@ Definitions:
 - "best" probes are always chosen on the hparams split (the same score computed from
   hparams accuracies), then reported on validation, so no selection sees validation data;
 - baselines (the random direction) are reference points, never a "best" probe, a matrix
-  row's probe or the denominator of recovered accuracy.
+  row's probe or the denominator of recovered accuracy;
+- a probe's score gets a 95 % CI from the stored per-dataset CIs: the datasets are
+  independent samples, so each side's half-width is combined in quadrature over the k
+  datasets and divided by k (bounds are never averaged); `at_chance` marks the probes whose
+  chance-corrected score's CI reaches 0 (not distinguishable from guessing, or below it).
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ class Tables:
         self.cells = cross
         self.score = cross.groupby(PROBE).value.mean().rename("score")  # generalisation score per probe
         self.hp_score = hp[hp.trained_on != hp.evaluated_on].groupby(PROBE).recovered.mean().rename("hp_score")
-        self.probes = self.score.to_frame().join(self.hp_score, how="left").reset_index()
+        ci = mean_ci(cross).rename(columns={"low": "score_low", "high": "score_high"}).drop(columns="value")
+        cc = mean_ci(self.corrected).rename(columns={"value": "cc", "low": "cc_low", "high": "cc_high"})
+        probes = self.score.to_frame().join(self.hp_score, how="left").join(ci, how="left").join(cc, how="left")
+        probes["at_chance"] = probes.cc_low <= 0  # False where unknown: a mark is drawn only on evidence
+        self.probes = probes.reset_index()
 
     def best(self, by: str | None = None, frame: Any = None) -> Any:
         """The probe with the highest hparams score (per `by` group), with its validation score.
@@ -92,6 +100,30 @@ class Tables:
         rows = [n for n in names if n in table.index]
         cols = [n for n in names if n in table.columns]
         return table.loc[rows, cols], picked.set_index("trained_on")
+
+
+def mean_ci(cells: Any, keys: list[str] = PROBE) -> Any:
+    """Mean value per `keys` over independent cells (different datasets), with a 95 % CI made
+    from the cells' own CIs: each side's half-widths in quadrature, over the number of cells.
+    A normal approximation that needs no per-example data, so imported tables get it too."""
+    import pandas as pd
+
+    if cells.empty:
+        return pd.DataFrame(columns=["value", "low", "high"], index=pd.MultiIndex.from_tuples([], names=keys))
+    below = (cells.value - cells.ci_low).clip(lower=0) ** 2
+    above = (cells.ci_high - cells.value).clip(lower=0) ** 2
+    parts = cells[keys].assign(value=cells.value, below=below, above=above).groupby(keys)
+    k = parts.value.count()
+    mean = parts.value.mean()
+    return pd.DataFrame({"value": mean, "low": mean - parts.below.sum(min_count=1) ** 0.5 / k,
+                         "high": mean + parts.above.sum(min_count=1) ** 0.5 / k})
+
+
+def errors(frame: Any, value: str, low: str, high: str) -> Any:
+    """(2, n) error-bar lengths below and above each value (0 where the CI is unknown)."""
+    lo = (frame[value] - frame[low]).clip(lower=0).fillna(0).to_numpy(dtype=float)
+    hi = (frame[high] - frame[value]).clip(lower=0).fillna(0).to_numpy(dtype=float)
+    return np.vstack([lo, hi])
 
 
 def at_chance(t: Tables, matrix: Any, picked: Any) -> Any:
@@ -163,5 +195,6 @@ def headline(t: Tables) -> dict[str, Any]:
     if len(best):
         b = best.iloc[0]
         out["best"] = {"algorithm": b.algorithm, "trained_on": b.trained_on, "layer": int(b.layer),
-                       "score": float(b.score), "hp_score": float(b.hp_score)}
+                       "score": float(b.score), "hp_score": float(b.hp_score),
+                       "score_low": float(b.score_low), "score_high": float(b.score_high)}
     return out

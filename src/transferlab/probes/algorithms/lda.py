@@ -56,8 +56,30 @@ def _solve_low_rank(diag: torch.Tensor, V: torch.Tensor, rhs: torch.Tensor) -> t
     return Dinv_rhs - Dinv_V @ torch.cholesky_solve(V.transpose(1, 2) @ Dinv_rhs, torch.linalg.cholesky(inner))
 
 
+def _svd_direction(X: torch.Tensor, y: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's SVD solver, binary case, batched: the class-centred rows scaled by their
+    per-feature standard deviation, whitened through their SVD (singular values <= tol
+    dropped, so a singular covariance is pseudo-inverted in the standardised space)."""
+    n = X.shape[1]
+    rows = [X[:, y == label] for label in (0, 1)]
+    means = [r.mean(dim=1) for r in rows]
+    priors = [r.shape[1] / n for r in rows]
+    Xc = torch.cat([r - mu[:, None, :] for r, mu in zip(rows, means)], dim=1)
+    std = Xc.std(dim=1, correction=0)
+    std = torch.where(std == 0, torch.ones_like(std), std)
+    _, S, Vh = torch.linalg.svd(Xc / std[:, None, :] / n**0.5, full_matrices=False)
+    scalings = Vh.transpose(1, 2) / std[:, :, None] * torch.where(S > tol, 1 / S, torch.zeros_like(S))[:, None, :]
+    xbar = priors[0] * means[0] + priors[1] * means[1]
+    # two class centres span one direction, so the between-class step leaves them as they are
+    centres = [torch.einsum("bd,bdr->br", mu - xbar, scalings) for mu in means]
+    coef = torch.einsum("br,bdr->bd", centres[1] - centres[0], scalings)
+    intercept = (-0.5 * (centres[1].pow(2).sum(dim=1) - centres[0].pow(2).sum(dim=1))
+                 + math.log(priors[1] / priors[0]) - (xbar * coef).sum(dim=1))
+    return coef, intercept
+
+
 class LDA(Probe):
-    """Linear discriminant analysis (the binary case of scikit-learn's `lsqr` solver).
+    """Linear discriminant analysis (the binary case of scikit-learn's `lsqr` or `svd` solver).
 
     Parameters
     ----------
@@ -65,14 +87,28 @@ class LDA(Probe):
         Covariance shrinkage. With hundreds of features and a few hundred rows the raw
         covariance is singular, so Ledoit-Wolf shrinkage is the default; None solves by
         least squares (minimum-norm), which overfits.
+    solver : {'lsqr', 'svd'}, default='lsqr'
+        'svd' is scikit-learn's default solver (what `LinearDiscriminantAnalysis()` fits, as
+        in the original probe study): no shrinkage, the pseudo-inverse taken on standardised
+        features, so it differs from 'lsqr' with shrinkage=None when the covariance is singular.
+    tol : float, default=1e-4
+        'svd' only: singular values at or below it are dropped (scikit-learn's `tol`).
     """
 
     name = "lda"
 
-    def __init__(self, *, shrinkage: float | str | None = "auto") -> None:
+    def __init__(self, *, shrinkage: float | str | None = "auto", solver: str = "lsqr", tol: float = 1e-4) -> None:
         self.shrinkage = shrinkage
+        self.solver = solver
+        self.tol = tol
 
     def _direction(self, X, y, codes, answer_types):
+        if self.solver not in ("lsqr", "svd"):
+            raise TransferlabError(f"LDA solver must be 'lsqr' or 'svd', got {self.solver!r}")
+        if self.solver == "svd":
+            if self.shrinkage is not None:
+                raise TransferlabError("LDA's svd solver does not shrink: use shrinkage: null, or solver: lsqr")
+            return _svd_direction(X, y, self.tol)
         if not (self.shrinkage in (None, "auto") or (isinstance(self.shrinkage, (int, float))
                                                      and 0 <= self.shrinkage <= 1)):
             raise TransferlabError(f"LDA shrinkage must be 'auto', a number in [0, 1] or None, got {self.shrinkage!r}")

@@ -15,7 +15,8 @@ _STEPS = 0.5 ** torch.arange(40, dtype=torch.float64)  # line search: step sizes
 
 
 def fit_logistic(X: torch.Tensor, y: torch.Tensor, C: float = 1.0, tol: float = 1e-12,
-                 max_iter: int = 100, codes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 max_iter: int = 100, codes: torch.Tensor | None = None,
+                 stop: str = "decrement") -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise C * sum(log-loss) + ||w||^2 / 2 (intercept not penalised) for each (n, d) problem.
 
     With `codes`, the rows are group-centred first (LR-G), without forming them in the dual.
@@ -37,6 +38,10 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, C: float = 1.0, tol: float = 
     tol * max(1, |f|), after taking that last step, so it is converged to rounding. It then
     leaves the batch: layers converge after very different numbers of steps (early layers
     in 2 to 5, late ones in 12 or more), and the finished ones cost nothing after that.
+
+    `stop="gradient"` uses scikit-learn's rule instead (its `tol`, default 1e-4): a problem
+    stops, before stepping, once the largest |gradient| of scikit-learn's objective (ours
+    divided by C * n: the mean log-loss plus ||w||^2 / (2 C n)) is at most tol.
     """
     B, n, d = X.shape
     dual = n < d
@@ -50,8 +55,14 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, C: float = 1.0, tol: float = 
     final_params = torch.zeros_like(state.params)
     final_b = torch.zeros(B, dtype=X.dtype)
     active = torch.arange(B)
+    rows = None
+    if stop == "gradient":  # the rows the gradient is taken on (centred for LR-G), as (B, n, d)
+        rows = X if codes is None else group_center(X, codes)
+    elif stop != "decrement":
+        raise TransferlabError(f"LR stop must be 'decrement' or 'gradient', got {stop!r}")
     for iteration in range(max_iter):
-        converged = _newton_step(state, data, yf, C, dual, tol)
+        gradient_tol = None if rows is None else (rows, tol * C * n)
+        converged = _newton_step(state, data, yf, C, dual, tol, gradient_tol)
         if bool(converged.all()) or iteration == max_iter - 1:
             final_params[active], final_b[active] = state.params, state.b
             break
@@ -59,6 +70,7 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, C: float = 1.0, tol: float = 
             done, keep = active[converged], ~converged
             final_params[done], final_b[done] = state.params[converged], state.b[converged]
             active, data, state = active[keep], data[keep], state.subset(keep)
+            rows = None if rows is None else rows[keep]
     if not dual:
         return final_params, final_b
     a = final_params if codes is None else remove_group_means(final_params, codes)
@@ -85,8 +97,11 @@ class _NewtonState:
 
 
 def _newton_step(state: _NewtonState, data: torch.Tensor, yf: torch.Tensor, C: float, dual: bool,
-                 tol: float) -> torch.Tensor:
-    """One damped Newton step of every problem in `state` (updated in place); (B,) True where converged."""
+                 tol: float, gradient_tol: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
+    """One damped Newton step of every problem in `state` (updated in place); (B,) True where converged.
+
+    With `gradient_tol` = (rows, bound), a problem whose largest |gradient| (of our objective)
+    is already at most `bound` takes no step and is converged (scikit-learn's stopping rule)."""
     s, params = state.scores, state.params
     p = torch.sigmoid(s)
     e = C * (p - yf)
@@ -138,11 +153,25 @@ def _newton_step(state: _NewtonState, data: torch.Tensor, yf: torch.Tensor, C: f
     trial = C * (F.softplus(trial_s) - yf * trial_s).sum(dim=2) + trial_pen
     ok = trial <= value[:, None]
     t = torch.where(ok.any(dim=1), steps[ok.to(torch.int8).argmax(dim=1)], torch.zeros((), dtype=s.dtype))
+    if gradient_tol is not None:
+        at_tol = _max_abs_gradient(gradient_tol[0], state, e, dual) <= gradient_tol[1]
+        t = torch.where(at_tol, torch.zeros((), dtype=s.dtype), t)
     state.params = params - t[:, None] * step
     state.b = state.b - t * db
     state.scores = s - t[:, None] * v
     state.half_norm = state.half_norm - t * w_dot_step + 0.5 * t**2 * step_norm2
+    if gradient_tol is not None:
+        return at_tol
     return grad_dot_step / 2 / value.abs().clamp_min(1.0) <= tol
+
+
+def _max_abs_gradient(rows: torch.Tensor, state: _NewtonState, e: torch.Tensor, dual: bool) -> torch.Tensor:
+    """(B,) max |gradient| of C * sum(log-loss) + ||w||^2 / 2 over (w, b), at the current iterate."""
+    if dual:  # w = rows^T a, so the gradient in w is rows^T (e + a) (a centred already for LR-G)
+        grad_w = torch.einsum("bnd,bn->bd", rows, e + state.params)
+    else:
+        grad_w = torch.einsum("bnd,bn->bd", rows, e) + state.params
+    return torch.maximum(grad_w.abs().amax(dim=1), e.sum(dim=1).abs())
 
 
 class LR(Probe):
@@ -158,17 +187,22 @@ class LR(Probe):
     max_iter : int, default=100
         Newton iterations at most (they usually converge in under 20).
     tol : float, default=1e-12
-        Stop when the Newton decrement is below tol times the objective.
+        Stop when the Newton decrement is below tol times the objective (or, with
+        stop='gradient', the largest |gradient| of scikit-learn's objective is below tol).
+    stop : {'decrement', 'gradient'}, default='decrement'
+        'gradient' is scikit-learn's stopping rule; with tol=1e-4 it is its default
+        tolerance, as the original probe study fitted LR (`protocol: repeng`).
     """
 
     name = "lr"
 
-    def __init__(self, *, C: float = 1.0, max_iter: int = 100, tol: float = 1e-12) -> None:
+    def __init__(self, *, C: float = 1.0, max_iter: int = 100, tol: float = 1e-12, stop: str = "decrement") -> None:
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
+        self.stop = stop
 
     def _direction(self, X, y, codes, answer_types):
         if not self.C > 0:
             raise TransferlabError(f"LR needs C > 0, got {self.C}")
-        return fit_logistic(X, y, self.C, self.tol, self.max_iter)
+        return fit_logistic(X, y, self.C, self.tol, self.max_iter, stop=self.stop)

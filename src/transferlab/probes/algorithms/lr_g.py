@@ -19,5 +19,5 @@ class LRG(LR):
     def _direction(self, X, y, codes, answer_types):
         if not self.C > 0:
             raise TransferlabError(f"LR-G needs C > 0, got {self.C}")
-        coef, _ = fit_logistic(X, y, self.C, self.tol, self.max_iter, codes=codes)
+        coef, _ = fit_logistic(X, y, self.C, self.tol, self.max_iter, codes=codes, stop=self.stop)
         return coef, None
