@@ -108,6 +108,8 @@ def test_dry_run_prints_the_plan_and_an_estimate(study, capsys):
     ("anchor: {rank: 0}", r"spec.yaml:\d+: anchor: LoRA rank and alpha must be positive"),
     ("expriments: {}", r"unknown field 'expriments': did you mean 'experiments'"),
     ("experiments: {scaling: {anchor_counts: [2]}}", r"experiments.scaling.anchor_counts: expected a list of integers >= 3"),
+    ("min_effect: -0.1", r"spec.yaml:\d+: min_effect: min_effect must be a positive number .*got -0.1$"),
+    ("min_effect: lots", r"spec.yaml:\d+: min_effect: min_effect must be a positive number .*got 'lots'$"),
 ])
 def test_spec_errors_name_the_line_and_field(study, change, message):
     path, _ = study
@@ -148,3 +150,45 @@ def test_degenerate_base_oracle_and_translations_are_flagged(study):
     assert {"majority", "flipped", "degenerate"} <= set(translations.columns)
     report = (out / "report" / "translation.md").read_text()
     assert "Degenerate predictor: base_Y gives one answer on at least 95% of the examples" in report
+
+
+def test_gap_flags_reach_the_tables_summary_and_report(study, tmp_path):
+    """Every oracle here gains nothing: each task's gap_recovered is NA by the minimum-effect
+    rule, in tasks.csv, translations.csv (which carries base_Y and the oracle, so it can be
+    flagged again without per-example data), summary.json and the report. A run redrawn after
+    its tables changed is flagged under the current rules (the † of an unstable cell)."""
+    import shutil
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+    from transferlab.translation.gaps import flag_gaps
+
+    _, out = study
+    tasks = pd.read_csv(out / "tables" / "tasks.csv")
+    assert (tasks.gap_na_rule == "below_min_effect").all()
+    trans = pd.read_csv(out / "tables" / "translations.csv")
+    scored = trans[trans.score.notna()]
+    assert {"base_y", "oracle", "oracle_gain", "na_rule", "unstable"} <= set(trans.columns)
+    assert (scored.na_rule == "below_min_effect").all() and scored.gap.isna().all()
+    aggregated = scored.drop(columns=["oracle_gain_lo", "oracle_gain_hi", "gap", "gap_lo", "gap_hi", "na_rule"])
+    assert (flag_gaps(aggregated).na_rule == "below_min_effect").all()
+    summary = json.loads((out / "tables" / "summary.json").read_text())
+    assert summary["min_effect"] == 0.05 and all("below the minimum effect 0.05" in r for r in summary["gap_na"].values())
+    report = (out / "report" / "translation.md").read_text()
+    assert "below the minimum effect 0.05" in report and "NA: below the minimum effect" in report
+
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("artifacts"))
+    tasks.loc[tasks.task == "toy-a", ["base_y", "oracle", "oracle_gain", "oracle_gain_lo", "oracle_gain_hi"]] = \
+        [0.5, 0.58, 0.08, 0.06, 0.10]
+    tasks.to_csv(copy / "tables" / "tasks.csv", index=False)
+    main_a = (trans.experiment == "main") & (trans.held_out == "toy-a")
+    trans.loc[main_a, ["score", "gain", "gap"]] = [0.54, 0.04, float("nan")]
+    trans.drop(columns=["na_rule", "na_reason", "unstable"]).to_csv(copy / "tables" / "translations.csv", index=False)
+    result = CliRunner().invoke(app, ["translation", "report", str(copy)])
+    assert result.exit_code == 0, result.output
+    redrawn = (copy / "report" / "translation.md").read_text()
+    row = next(line for line in redrawn.splitlines() if line.startswith("| toy-a | 0.080"))
+    assert "† under 2 × the minimum effect" in row and "0.50†" in row

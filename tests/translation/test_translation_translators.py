@@ -106,7 +106,11 @@ def test_gap_recovered_is_na_when_the_oracle_gain_is_noise():
     base = [0, 1] * 50
     same = list(base)
     scored = score_against([1] * 100, base, same)
-    assert math.isnan(scored.gap.value) and "includes 0" in scored.na_reason  # NA, with the reason
+    assert math.isnan(scored.gap.value) and "below the minimum effect" in scored.na_reason  # NA, with the reason
+    noisy = [1 if i < 20 else b for i, b in enumerate(base)]  # +0.10 over base_Y, on 10 of 100 examples
+    noisy[1], noisy[3], noisy[21], noisy[23] = 0, 0, 0, 0  # and -0.04 on 4: +0.06, within noise at n=100
+    scored = score_against([1] * 100, base, noisy)
+    assert math.isnan(scored.gap.value) and "includes 0" in scored.na_reason
     oracle = [1] * 100
     half = [1] * 75 + [0, 1] * 12 + [0]
     scored = score_against(half, base, oracle)

@@ -3,8 +3,9 @@ other anchors, evaluate it with model Y, and score it against base_Y and the ora
 
     gap_recovered = (method − base_Y) / (oracle − base_Y)
 
-is NA, with the reason, when the oracle's gain over base_Y is within noise (its paired
-bootstrap CI includes zero): a ratio over noise is never reported as a number.
+is NA, with the reason, when the oracle's gain over base_Y is negative, below the minimum
+effect or within noise (its paired bootstrap CI includes zero), and unstable when it is
+barely above the minimum effect: the rules of `gaps`, the same for an imported table.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from transferlab.stats import (
 )
 from transferlab.errors import TransferlabError
 from transferlab.translation.features import AdapterStack, LoraAdapter
+from transferlab.translation.gaps import MIN_EFFECT, gap_verdict
 from transferlab.translation.translators import Prediction, make
 
 NA = float("nan")
@@ -66,28 +68,29 @@ def translate(method: str, params: dict[str, Any], anchors_X: Sequence[LoraAdapt
 
 @dataclass(frozen=True)
 class Scored:
-    """A method's result on one held-out task: its score, gain over base_Y and gap recovered."""
+    """A method's result on one held-out task: its score, gain over base_Y and gap recovered
+    (NaN when `na_reason` says why; a number to distrust when `unstable_reason` is set)."""
 
     score: Estimate
     gain: Estimate
     gap: Estimate
     na_reason: str = ""
+    unstable_reason: str = ""
 
 
 def score_against(method: Sequence[float], base: Sequence[float], oracle: Sequence[float], resamples: int = 1000,
-                  seed: int = 0) -> Scored:
-    """Score, paired gain over base_Y, and gap recovered with the NA rule, on shared examples."""
+                  seed: int = 0, min_effect: float = MIN_EFFECT) -> Scored:
+    """Score, paired gain over base_Y, and gap recovered with the rules of `gaps`, on shared examples."""
     if not (len(method) == len(base) == len(oracle)):
         raise ValueError(f"evaluations differ in size: {len(method)}, {len(base)}, {len(oracle)}")
     score = bootstrap_mean(method, resamples, seed)
     gain = paired_difference(method, base, resamples, seed)
     oracle_gain = paired_difference(oracle, base, resamples, seed)
-    if not oracle_gain.significant:
-        reason = (f"oracle − base_Y = {oracle_gain.value:+.3f}, CI [{oracle_gain.ci_low:+.3f}, "
-                  f"{oracle_gain.ci_high:+.3f}] includes 0")
-        return Scored(score, gain, Estimate(NA, len(method), NA, NA), reason)
+    verdict = gap_verdict(oracle_gain.value, oracle_gain.ci_low, oracle_gain.ci_high, min_effect)
+    if verdict.na:
+        return Scored(score, gain, Estimate(NA, len(method), NA, NA), verdict.na_reason)
     gap = paired_ratio([m - b for m, b in zip(method, base)], [o - b for o, b in zip(oracle, base)], resamples, seed)
-    return Scored(score, gain, gap)
+    return Scored(score, gain, gap, unstable_reason=verdict.unstable_reason)
 
 
 def finite_mean(values: Sequence[float]) -> float:

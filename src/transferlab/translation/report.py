@@ -3,7 +3,10 @@
     transferlab run experiments/translation.yaml   # writes OUTPUT/report/translation.md and figures
 
 Nothing here calls a model: it reads `tables/*.csv`, `tables/summary.json`, `audit.json`
-and `run.json`, so a report can be redrawn from a copied run directory. `write_report`
+and `run.json`, so a report can be redrawn from a copied run directory
+(`transferlab translation report RUN`). gap_recovered's NA and unstable flags are
+recomputed from the tables with `gaps.flag_study_tables`, so a run summarised under older
+rules is redrawn under the current ones. `write_report`
 lays out every section (setup, the three experiments, the cross-model matrix, failure
 notes) and its tables; `figures` draws the PNGs it links, and `points` selects the rows
 that experiment 2's and 3's tables and figures share.
@@ -18,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferlab.translation.gaps import MIN_EFFECT, RULES, flag_study_tables, rules_text, stable_gaps
 from transferlab.translation.figures import domain_figure, main_figure, matrix_figure, scaling_figure, summary_figure
 from transferlab.translation.points import domain_cells, scaling_points
 from transferlab.translation.translators import LEARNED
@@ -48,6 +52,35 @@ def _ci(row: Any, col: str, digits: int = 3) -> str:
     return f"{value:.{digits}f} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
 
 
+def _gap(row: Any, digits: int = 2, ci: bool = False) -> str:
+    """A gap_recovered cell: NA, the value (with its CI), † when unstable."""
+    if row is None or pd.isna(row.get("gap")):
+        return "NA"
+    bounds = ci and not (pd.isna(row.get("gap_lo")) and pd.isna(row.get("gap_hi")))
+    text = _ci(row, "gap", digits) if bounds else _fmt(row["gap"], digits)
+    return text + ("†" if str(row.get("unstable")) == "True" else "")
+
+
+def _current_flags(summary: dict[str, Any], tasks: pd.DataFrame, main: pd.DataFrame) -> dict[str, Any]:
+    """summary.json's gap fields recomputed from the re-flagged tables (averages over stable cells)."""
+    summary = dict(summary, methods={m: dict(v) for m, v in summary.get("methods", {}).items()})
+    if "gap_na_reason" in tasks:
+        summary["gap_na"] = {r.task: r.gap_na_reason for r in tasks.itertuples() if isinstance(r.gap_na_reason, str)
+                             and r.gap_na_reason}
+        summary["gap_unstable"] = {r.task: r.gap_unstable_reason for r in tasks.itertuples()
+                                   if str(r.gap_unstable) == "True"}
+    for method, cells in (main.groupby("method") if len(main) and "gap" in main else ()):
+        gaps = stable_gaps(cells)
+        summary["methods"].setdefault(method, {}).update(
+            mean_gap_recovered=gaps.mean() if len(gaps) else math.nan, gap_defined_on=len(gaps),
+            gap_unstable=int((cells.get("unstable", pd.Series(dtype=str)).astype(str) == "True").sum()))
+        if method == summary.get("best_learned_method"):
+            summary["best_domain_gap_recovered"] = {
+                d: (stable_gaps(group).mean() if len(stable_gaps(group)) else math.nan)
+                for d, group in cells.groupby("domain", sort=False)}
+    return summary
+
+
 def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
     """Write `translation.md` and its figures; returns the Markdown path first, then the figures."""
     import matplotlib
@@ -58,12 +91,16 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     tasks, trans, matrix = _read(run, "tasks.csv"), _read(run, "translations.csv"), _read(run, "matrix.csv")
     summary = json.loads((run / "tables" / "summary.json").read_text())
+    spec = json.loads((run / "spec.json").read_text()) if (run / "spec.json").exists() else {}
+    min_effect = spec.get("min_effect", summary.get("min_effect", MIN_EFFECT))
+    tasks, trans = flag_study_tables(tasks, trans, min_effect)
     audit = json.loads((run / "audit.json").read_text()).get("failed_tasks", {}) if (run / "audit.json").exists() else {}
     runs = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else []
     figures: list[Path] = []
     main = trans[trans.experiment == "main"] if len(trans) else trans
     methods = [m for m in ORDER if len(main) and m in set(main.method)]
     methods += sorted(set(main.method) - set(methods)) if len(main) else []
+    summary = _current_flags(summary, tasks, main)
 
     lines = [f"# Cross-model LoRA adapter translation: {summary['model_x']} → {summary['model_y']}", ""]
     if runs:
@@ -71,7 +108,6 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
         total = sum(r["wall_seconds"] for r in runs)
         lines += [f"Command: `{last['command']}`  ", f"Wall time: {total / 60:.1f} min over {len(runs)} invocation(s) "
                   f"(last finished {last['finished']}).", ""]
-    spec = json.loads((run / "spec.json").read_text()) if (run / "spec.json").exists() else {}
     if spec:
         a = spec["anchor"]
         lines += [f"Anchors: LoRA r={a['rank']}, alpha={a['alpha']}, target={','.join(a['target_modules'])}, "
@@ -98,21 +134,24 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
         for t in tasks.itertuples():
             cells = main[main.held_out == t.task].set_index("method")
             values = [_fmt(cells.loc[m, "score"]) if m in cells.index and "score" in cells else "—" for m in methods]
-            gap = cells.loc[best] if best in cells.index else None
-            gap_text = "NA" if gap is None or pd.isna(gap.get("gap")) else _fmt(gap["gap"], 2)
+            gap_text = _gap(cells.loc[best].to_dict() if best in cells.index else None)
             lines.append(f"| {t.domain} | {t.task} | {_fmt(getattr(t, 'base_y', math.nan))} | " + " | ".join(values)
                          + f" | {_fmt(getattr(t, 'oracle', math.nan))} | {gap_text} |")
         lines += ["", f"Scores are {tasks.metric.iloc[0]} (the task's primary metric) on n={int(tasks.n.max())} examples. "
-                  "gap_recovered = (method − base_Y) / (oracle − base_Y), NA when oracle − base_Y is within noise.", ""]
+                  + rules_text(min_effect), ""]
         figures.append(main_figure(main, tasks, methods, out / "main_table.png"))
         lines += ["![Main table](main_table.png)", ""]
-        lines += ["Gap recovered per method (NA: oracle gain not distinguishable from zero):", ""]
-        header = ["Task", "oracle − base_Y", *methods]
+        lines += [f"Gap recovered per method (NA or † unstable: see the rule column; minimum effect {min_effect:g}):", ""]
+        header = ["Task", "oracle − base_Y", "rule", *methods]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for t in tasks.itertuples():
             cells = main[main.held_out == t.task].set_index("method")
-            gaps = [_ci(cells.loc[m].to_dict(), "gap", 2) if m in cells.index else "—" for m in methods]
-            lines.append(f"| {t.task} | {_ci(t._asdict(), 'oracle_gain')} | " + " | ".join(gaps) + " |")
+            gaps = [_gap(cells.loc[m].to_dict(), ci=True) if m in cells.index else "—" for m in methods]
+            row = t._asdict()
+            na, unstable = row.get("gap_na_rule"), row.get("gap_unstable_rule")
+            rule = (f"NA: {RULES.get(na, na)}" if isinstance(na, str) and na else
+                    f"† {RULES.get(unstable, unstable)}" if isinstance(unstable, str) and unstable else "")
+            lines.append(f"| {t.task} | {_ci(row, 'oracle_gain')} | {rule} | " + " | ".join(gaps) + " |")
         lines.append("")
 
     # ---- summary -------------------------------------------------------------------------
@@ -122,16 +161,20 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
               f"`{_fmt(summary.get('best_learned_minus_mean'), 3)}` ({best}).",
               f"- Domain-average gap recovered ({best}): `" + json.dumps(
                   {d: (None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 3))
-                   for d, v in (summary.get("best_domain_gap_recovered") or {}).items()}) + "` (NA cells left out; "
-              "null = no task of the domain has a defined gap).",
-              f"- gap_recovered is NA on {len(summary['gap_na'])} of {summary['tasks']} tasks (oracle gain within noise).", ""]
-    header = ["method", "mean score", "minus mean translator", "mean gap recovered (defined on)", "update cosine to oracle",
+                   for d, v in (summary.get("best_domain_gap_recovered") or {}).items()}) + "` (NA and unstable cells left out; "
+              "null = no task of the domain has a stable gap).",
+              f"- gap_recovered is NA on {len(summary['gap_na'])} of {summary['tasks']} tasks{_rule_counts(tasks)} "
+              f"and unstable on {len(summary.get('gap_unstable', {}))}"
+              + (f" ({', '.join(summary['gap_unstable'])})" if summary.get("gap_unstable") else "") + ".", ""]
+    header = ["method", "mean score", "minus mean translator", "mean gap recovered (stable cells; unstable)",
+              "update cosine to oracle",
               "‖prediction‖ / ‖oracle‖", "fit s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in methods:
         s = summary["methods"][m]
         lines.append(f"| {m} | {_fmt(s['mean_score'])} | {_fmt(s['minus_mean_translator'], 3)} | "
-                     f"{_fmt(s['mean_gap_recovered'], 2)} ({s['gap_defined_on']}) | {_fmt(s['mean_update_cosine'], 3)} | "
+                     f"{_fmt(s['mean_gap_recovered'], 2)} ({s['gap_defined_on']}; {s.get('gap_unstable', 0)}) | "
+                     f"{_fmt(s['mean_update_cosine'], 3)} | "
                      f"{_fmt(s.get('mean_norm_ratio', math.nan), 2)} | {_fmt(s['mean_fit_seconds'], 2)} |")
     lines.append("")
     if methods:
@@ -190,18 +233,19 @@ def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
     text = "\n".join(lines) + "\n"
     md = out / "translation.md"
     md.write_text(text)
-    return [md, *figures]
+    from transferlab.html.translation import write_translation_page
+    return [md, *figures, write_translation_page(out, tasks, trans, matrix, summary, markdown=md, order=ORDER)]
 
 
 def _scaling_table(trans: pd.DataFrame) -> list[str]:
     counts, ks = scaling_points(trans)
-    lines = ["| curve | x | tasks (evaluated) | mean score | mean gain over base_Y | mean gap recovered (defined on) | "
+    lines = ["| curve | x | tasks (evaluated) | mean score | mean gain over base_Y | mean gap recovered (stable cells) | "
              "centred cosine |", "|---|---|---|---|---|---|---|"]
     for name, frame, x in (("anchors", counts, "n_anchors"), ("top-k", ks, "k")):
         frame = frame.copy()
         frame[x] = pd.to_numeric(frame[x], errors="coerce")
         for value, group in frame.groupby(x):
-            gaps = group.gap.dropna() if "gap" in group else pd.Series(dtype=float)
+            gaps = stable_gaps(group)
             evaluated = group.dropna(subset=["score"]).held_out.nunique() if "score" in group else 0
             lines.append(f"| {name} | {int(value)} | {group.held_out.nunique()} ({evaluated}) | "
                          f"{_fmt(group.score.mean()) if 'score' in group else 'NA'} | "
@@ -213,11 +257,11 @@ def _scaling_table(trans: pd.DataFrame) -> list[str]:
 
 def _domain_table(cross: pd.DataFrame, main: pd.DataFrame) -> list[str]:
     frame = domain_cells(cross, main)
-    lines = ["| Held-out domain | anchor pool | tasks (evaluated) | mean gain over base_Y | mean gap recovered (defined on) | "
+    lines = ["| Held-out domain | anchor pool | tasks (evaluated) | mean gain over base_Y | mean gap recovered (stable cells) | "
              "centred cosine | not run |", "|---|---|---|---|---|---|---|"]
     for (domain, pool), group in frame.groupby(["domain", "pool"], sort=False):
         ran = group[group.get("failure").isna()] if "failure" in group else group
-        gaps = ran.gap.dropna() if "gap" in ran else pd.Series(dtype=float)
+        gaps = stable_gaps(ran)
         skipped = len(group) - len(ran)
         evaluated = ran.dropna(subset=["score"]).held_out.nunique() if "score" in ran else 0
         lines.append(f"| {domain} | {pool} | {len(ran)} ({evaluated}) | "
@@ -225,6 +269,15 @@ def _domain_table(cross: pd.DataFrame, main: pd.DataFrame) -> list[str]:
                      f"{_fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
                      f"{_fmt(ran.centered_cosine.mean()) if len(ran) else 'NA'} | {skipped or ''} |")
     return lines + [""]
+
+
+def _rule_counts(tasks: pd.DataFrame) -> str:
+    """' (2 wrong sign, 7 below the minimum effect, ...)' from the tasks' NA rules."""
+    if "gap_na_rule" not in tasks:
+        return ""
+    counts = tasks.gap_na_rule.fillna("").astype(str).value_counts()
+    parts = [f"{counts[k]} {v}" for k, v in RULES.items() if k in counts]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def finite_mean_local(values: list[float]) -> float:
@@ -248,9 +301,14 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
                                                                    for r in hit.itertuples()))) + ".")
     na = summary.get("gap_na", {})
     if na:
-        notes.append(f"- The oracle (a Y adapter trained on the held-out task) gains nothing distinguishable from noise "
-                     f"on {len(na)} of {summary['tasks']} tasks ({', '.join(na)}); their gap_recovered is NA, and "
-                     "any translation there can only be judged by its raw score against base_Y.")
+        notes.append(f"- The oracle (a Y adapter trained on the held-out task) gains less than the minimum effect, "
+                     f"loses, or gains nothing distinguishable from noise on {len(na)} of {summary['tasks']} tasks "
+                     f"({', '.join(na)}); their gap_recovered is NA, and any translation there can only be judged by "
+                     "its raw score against base_Y.")
+    if summary.get("gap_unstable"):
+        notes.append(f"- gap_recovered is unstable (†) on {', '.join(summary['gap_unstable'])}: the oracle gain is "
+                     "barely above the minimum effect, so a small error in it moves the ratio a lot; those cells are "
+                     "left out of every average.")
     methods = summary.get("methods", {})
     behind = [m for m, s in methods.items() if m in LEARNED and not math.isnan(s["minus_mean_translator"] or math.nan)
               and s["minus_mean_translator"] <= 0]

@@ -7,6 +7,7 @@ methods and the experiments to run. Errors name the file, line and field.
     domains: {truth: [cities, larger_than, ...], stem: [mmlu-math, ...], ...}
     anchor: {rank: 8, alpha: 16, target_modules: [q_proj, v_proj], steps: 12}
     methods: [mean, global_ridge, pertensor_ridge, topk_global_ridge, ...]
+    min_effect: 0.05   # smallest oracle − base_Y gain gap_recovered divides by (`gaps`)
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from transferlab.engine.spec import (
     name_list,
     register_task_files,
 )
+from transferlab.engine.tracking import parse_tracking
 from transferlab.learn.sft import TrainConfig
+from transferlab.translation.gaps import MIN_EFFECT, check_min_effect
 from transferlab.translation.translators import TRANSLATORS
 
 DEFAULT_METHODS = ("mean", "global_ridge", "pertensor_ridge", "topk_global_ridge", "topk_pertensor_ridge",
@@ -83,12 +86,14 @@ class TranslationSpec:
     matrix: Matrix | None = None
     eval_split: str = "test"
     bootstrap: int = 1000
+    min_effect: float = MIN_EFFECT  # oracle − base_Y below this: gap_recovered NA; below twice this: unstable
     seed: int = 0
     threads: int = 0  # torch threads for training/evaluation (0 = torch's default)
     output: str = "runs/translation"
     task_files: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
+    tracking: Any = None  # engine.tracking.Tracking: MLflow / W&B logging, only when the spec asks
     source_file: str = "<spec>"
 
     @property
@@ -170,13 +175,19 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
     for key in ("bootstrap", "seed", "threads"):
         if key in data and (not isinstance(data[key], int) or data[key] < 0):
             raise at.error((key,), f"expected a non-negative integer, got {data[key]!r}")
+    try:
+        min_effect = check_min_effect(data.get("min_effect", MIN_EFFECT))
+    except TransferlabError as err:
+        raise at.error(("min_effect",), str(err)) from None
     return TranslationSpec(
         name=str(data.get("name", Path(filename).stem)), model_x=models[0], model_y=models[1], domains=domains,
         anchor=anchor, methods=methods, top_k=top_k, mlp=dict(mlp), budgets=Budgets(**budgets),
         scaling=subs["scaling"], cross_domain=subs["cross_domain"], matrix=subs["matrix"], eval_split=split,
-        bootstrap=int(data.get("bootstrap", 1000)), seed=int(data.get("seed", 0)), threads=int(data.get("threads", 0)),
+        bootstrap=int(data.get("bootstrap", 1000)), min_effect=min_effect, seed=int(data.get("seed", 0)),
+        threads=int(data.get("threads", 0)),
         output=str(data.get("output", f"runs/{Path(filename).stem}")), task_files=task_files,
-        device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")), source_file=filename)
+        device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
+        tracking=parse_tracking(data.get("tracking"), at), source_file=filename)
 
 
 def _check_method(name: Any, path: tuple[Any, ...], at: Located) -> None:

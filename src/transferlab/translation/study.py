@@ -25,7 +25,8 @@ from typing import Any
 from rich.console import Console
 
 from transferlab.engine.audit import write_audit
-from transferlab.engine.execute import LocalExecutor
+from transferlab.engine.execute import Executor, LocalExecutor
+from transferlab.engine.tracking import log_run
 from transferlab.engine.jobs import Runtime
 from transferlab.engine.store import Store, check_writable, write_json
 from transferlab.translation.anchors import load_anchors
@@ -34,7 +35,7 @@ from transferlab.translation.spec import TranslationSpec, load_translation_spec
 
 
 def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool = False,
-              command: str = "") -> Path:
+              command: str = "", executor: Executor | None = None) -> Path:
     """Run (or resume) every phase of a translation study; returns the output directory."""
     console = console or Console(stderr=True)
     start = time.perf_counter()
@@ -52,7 +53,7 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
     (output / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1, default=str))
     console.print(f"plan: {describe(plan)}")
     runtime = Runtime(store, device=spec.device, dtype=spec.dtype, bootstrap=spec.bootstrap)
-    executor = LocalExecutor(console, quiet=quiet)
+    executor = executor or LocalExecutor(console, quiet=quiet)
     first = executor.run(plan.first_jobs(), runtime)
     broken = {a.task: f"anchor training on {a.model} failed: {first.failed.get(a.key) or first.skipped.get(a.key)}"
               for side in ("x", "y") for a in plan.anchors[side].values()
@@ -71,6 +72,8 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
 
     _write_layout(plan, store, output)
     summarise(plan, store, output, failed)
+    for where in log_run(store, spec.tracking, spec.name, {"spec": spec.source_file}):
+        console.print(f"tracked: {where}")
     wall = time.perf_counter() - start
     _record_run(output, {"command": command, "wall_seconds": round(wall, 1),
                          "jobs_run": len(first.done) + len(evaluated),
@@ -106,7 +109,8 @@ def _record_run(output: Path, record: dict[str, Any]) -> None:
     write_json(path, runs, indent=1)
 
 
-def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, console: Any = None) -> Path | None:
+def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, console: Any = None,
+             executor: Executor | None = None) -> Path | None:
     """`transferlab run SPEC` for `study: translation`: the plan and estimate (dry run), or the study."""
     import sys
 
@@ -130,4 +134,4 @@ def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, cons
                           f" ({len(tr.anchors)} anchors{', not evaluated' if not tr.evaluate else ''})")
         return None
     command = " ".join(["transferlab", *sys.argv[1:]]) if sys.argv and "transferlab" in sys.argv[0] else f"transferlab run {path}"
-    return run_study(spec, console, command=command)
+    return run_study(spec, console, command=command, executor=executor)

@@ -5,8 +5,10 @@ Writes, under the run directory:
   translation its score, gain over base_Y and gap recovered (NA when the oracle gains
   nothing measurable), plus the update-space agreement with the oracle adapter;
 - `tables/tasks.csv` (one row per anchor task), `tables/translations.csv` (one row per
-  translation of every experiment), `tables/matrix.csv` and `tables/summary.json`.
-The report is drawn from these tables alone.
+  translation of every experiment, with its task's base_Y, oracle and oracle-gain CI),
+  `tables/matrix.csv` and `tables/summary.json`.
+The NA and unstable flags of gap_recovered come from `gaps.flag_study_tables`, the function
+that flags an imported table too. The report is drawn from these tables alone.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from transferlab.stats import bootstrap_mean, paired_difference
 from transferlab.predictions import flipped_share, is_degenerate, majority_share, predicted_choices
 from transferlab.engine.store import NONE, ResultRow, Store, write_json
 from transferlab.tasks import get_task
+from transferlab.translation.gaps import flag_study_tables
 from transferlab.translation.protocol import NA, finite_mean, score_against
 from transferlab.translation.translators import LEARNED
 
@@ -125,12 +130,11 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
         base, oracle = base_eval.get(tr.held_out), oracle_eval.get(tr.held_out)
         if evaluation is not None and base is not None and oracle is not None:
             m, b, o = _aligned(metric, evaluation, base, oracle)
-            scored = score_against(m, b, o, resamples, seed)
+            scored = score_against(m, b, o, resamples, seed, spec.min_effect)
             row.update(**_answers("", get_task(tr.held_out), evaluation, base))
             row.update(score=scored.score.value, score_lo=scored.score.ci_low, score_hi=scored.score.ci_high,
                        gain=scored.gain.value, gain_lo=scored.gain.ci_low, gain_hi=scored.gain.ci_high,
-                       gap=scored.gap.value, gap_lo=scored.gap.ci_low, gap_hi=scored.gap.ci_high,
-                       na_reason=scored.na_reason, n=scored.score.n)
+                       gap=scored.gap.value, gap_lo=scored.gap.ci_low, gap_hi=scored.gap.ci_high, n=scored.score.n)
             for name, est in ((metric, scored.score), (f"gain:{metric}", scored.gain),
                               (f"gap_recovered:{metric}", scored.gap)):
                 rows.append(ResultRow(spec.model_y, tr.label, trained_on, tr.held_out, condition, seed, name,
@@ -140,12 +144,31 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
     matrix_rows = _matrix(plan, store, failed, rows)
     store.add_results(rows)
     tables = output / "tables"
-    _write_csv(tables / "tasks.csv", task_rows)
-    _write_csv(tables / "translations.csv", translation_rows)
+    tasks_frame, trans_frame = flag_study_tables(pd.DataFrame(task_rows), pd.DataFrame(translation_rows),
+                                                 spec.min_effect)
+    task_rows, translation_rows = _write_frame(tables / "tasks.csv", tasks_frame), _write_frame(
+        tables / "translations.csv", trans_frame)
     _write_csv(tables / "matrix.csv", matrix_rows)
     summary = _summary(spec, task_rows, translation_rows, failed)
     write_json(tables / "summary.json", _clean(summary), indent=1, default=float)
     return summary
+
+
+def _write_frame(path: Path, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Write a table atomically; returns its rows as dicts without the blank cells."""
+    if not len(frame):
+        _write_csv(path, [])
+        return []
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+            for r in frame.to_dict("records")]
+
+
+def _stable(row: dict[str, Any]) -> float:
+    """A row's gap_recovered where an average may use it (defined, not unstable), else NA."""
+    return NA if row.get("unstable") else row.get("gap", NA)
 
 
 def plan_has(store: Store, key: str) -> bool:
@@ -202,7 +225,8 @@ def _matrix(plan: Any, store: Store, failed: dict[str, str], rows: list[ResultRo
 def _summary(spec: Any, task_rows: list[dict[str, Any]], translation_rows: list[dict[str, Any]],
              failed: dict[str, str]) -> dict[str, Any]:
     """Seed 000's success criteria: best learned method minus mean, averaged over held-out
-    tasks, and domain-average gap recovered; plus the NA cells and their reasons."""
+    tasks, and domain-average gap recovered (over stable cells only); plus the NA and
+    unstable tasks and their reasons."""
     main = [r for r in translation_rows if r["experiment"] == "main" and "score" in r]
     by_method: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in main:
@@ -213,14 +237,15 @@ def _summary(spec: Any, task_rows: list[dict[str, Any]], translation_rows: list[
         shared = [t for t in cells if t in mean_scores]
         domains: dict[str, list[float]] = defaultdict(list)
         for r in cells.values():
-            domains[r["domain"]].append(r.get("gap", NA))
+            domains[r["domain"]].append(_stable(r))
         methods[method] = {
             "tasks": len(cells),
             "mean_score": finite_mean([r["score"] for r in cells.values()]),
             "mean_gain_over_base_y": finite_mean([r["gain"] for r in cells.values()]),
             "minus_mean_translator": finite_mean([cells[t]["score"] - mean_scores[t]["score"] for t in shared]),
-            "mean_gap_recovered": finite_mean([r.get("gap", NA) for r in cells.values()]),
-            "gap_defined_on": sum(not math.isnan(r.get("gap", NA)) for r in cells.values()),
+            "mean_gap_recovered": finite_mean([_stable(r) for r in cells.values()]),
+            "gap_defined_on": sum(not math.isnan(_stable(r)) for r in cells.values()),
+            "gap_unstable": sum(bool(r.get("unstable")) for r in cells.values()),
             "domain_gap_recovered": {d: finite_mean(v) for d, v in domains.items()},
             "mean_update_cosine": finite_mean([r.get("cosine", NA) for r in cells.values()]),
             "mean_norm_ratio": finite_mean([r.get("norm_ratio", NA) for r in cells.values()]),
@@ -228,14 +253,14 @@ def _summary(spec: Any, task_rows: list[dict[str, Any]], translation_rows: list[
         }
     learned = {m: v for m, v in methods.items() if m in LEARNED and not math.isnan(v["minus_mean_translator"])}
     best = max(learned, key=lambda m: learned[m]["minus_mean_translator"]) if learned else None
-    na = {r["task"]: (f"oracle − base_Y = {r['oracle_gain']:+.3f}, CI [{r['oracle_gain_lo']:+.3f}, "
-                      f"{r['oracle_gain_hi']:+.3f}] includes 0")
-          for r in task_rows if "oracle_gain" in r and not r["oracle_significant"]}
+    na = {r["task"]: r["gap_na_reason"] for r in task_rows if r.get("gap_na_reason")}
+    unstable = {r["task"]: r["gap_unstable_reason"] for r in task_rows if r.get("gap_unstable")}
     return {
         "model_x": spec.model_x, "model_y": spec.model_y, "tasks": len(task_rows),
         "domains": {d: list(ts) for d, ts in spec.domains.items()},
         "best_learned_method": best,
         "best_learned_minus_mean": learned[best]["minus_mean_translator"] if best else NA,
         "best_domain_gap_recovered": learned[best]["domain_gap_recovered"] if best else {},
-        "methods": methods, "gap_na": na, "translations_failed": len(failed),
+        "methods": methods, "min_effect": spec.min_effect, "gap_na": na, "gap_unstable": unstable,
+        "translations_failed": len(failed),
     }
