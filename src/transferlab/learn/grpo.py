@@ -45,13 +45,15 @@ from transferlab import adapters
 from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
+from transferlab.learn.curve import LearningCurve, check_curve_settings
 from transferlab.learn.rollouts import Rollout, sample_groups, score_groups, set_advantages
 from transferlab.learn.sft import DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
 @dataclass(frozen=True)
 class GRPOConfig(LoraAdapterSettings):
-    """Hyper-parameters of one GRPO run; every field is part of the adapter's cache key."""
+    """Hyper-parameters of one GRPO run; every field is part of the adapter's cache key
+    (the curve fields only when `eval_every > 0`: they change the artifact, not the weights)."""
 
     learning_rate: float = 5e-5  # lower than SFT: see defaults.default_learning_rate(model_type, "grpo")
     steps: int = 50  # sampling + update rounds
@@ -72,6 +74,8 @@ class GRPOConfig(LoraAdapterSettings):
     grad_clip: float = 1.0  # 0 = no clipping
     max_prompt_len: int = 512  # longer prompts are cut from the left
     seed: int = 0
+    eval_every: int = 0  # learning curve: score the dev split every k steps (0 = no curve); see learn/curve.py
+    eval_examples: int = 64  # dev examples scored (greedy, the task's primary metric) at each curve point
 
     def __post_init__(self) -> None:
         if self.rank < 1 or self.alpha <= 0:
@@ -88,6 +92,7 @@ class GRPOConfig(LoraAdapterSettings):
             raise TransferlabError("kl_coef must be >= 0, clip_eps > 0, inner_steps and train_batch_size >= 1")
         if not 0 <= self.warmup_ratio < 1 or self.max_new_tokens < 0 or self.max_prompt_len < 8:
             raise TransferlabError("warmup_ratio must be in [0, 1), max_new_tokens >= 0 and max_prompt_len >= 8")
+        check_curve_settings(self.eval_every, self.eval_examples)
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
 
@@ -196,6 +201,7 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
     context = (adapters.applied(model, init_adapter, trainable=True) if init_adapter
                else adapters.fresh(model, config.lora_config()))
     result = TrainResult(steps=config.steps, tokens=0, seconds=0.0)
+    curve = LearningCurve.start(loaded, task, config, config.steps)  # None unless eval_every > 0
     logs: dict[str, list[float]] = {k: [] for k in ("clip_fraction", "zero_variance_groups", "completion_tokens",
                                                      "seconds")}
     if config.kl_coef > 0:
@@ -203,8 +209,11 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
     flat_groups = 0
     with context as peft_model:
         params = [p for p in peft_model.parameters() if p.requires_grad]
+        result.count_parameters(peft_model, params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         start = time.perf_counter()
+        if curve:
+            curve.step(peft_model, 0)  # the starting point, before any update
         for step, picked in enumerate(schedule):
             step_start = time.perf_counter()
             for group in optimizer.param_groups:
@@ -227,15 +236,26 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
             # 4-5) the update; rows with zero advantage add nothing to the policy term, so
             # without a KL term they are left out of the forward pass (the mean still counts them)
             active = rollouts if config.kl_coef > 0 else [r for r in rollouts if r.advantage != 0]
+            # the cost: every inner step runs forward and backward over the active rows; sampling (and the
+            # KL reference) run forward only
+            sequence = sum(len(r.prompt_ids) + len(r.completion_ids) for r in active)
+            result.processed_tokens += config.inner_steps * sequence
+            result.forward_tokens += sum(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts) + \
+                (sequence if config.kl_coef > 0 else 0)
             loss_value, kl_value, clip_value = _update(peft_model, optimizer, params, active, n_tokens, config,
                                                        tokenizer.pad_token_id, device, task.name, step)
             if config.kl_coef > 0:
                 logs["kl"].append(kl_value)
             logs["clip_fraction"].append(clip_value)
             record_step(result, logs, rollouts, loss_value, flat, step_start)
+            if curve:
+                curve.step(peft_model, step + 1, loss_value, result.tokens, reward=result.rewards[-1])
             if progress:
                 progress(step + 1, result.rewards[-1])
         finish(result, logs, start, flat_groups, config)
+        if curve:
+            result.seconds -= curve.seconds  # training time only
+            result.curve = curve.to_json()
         peft_model.eval()
         adapters.save(peft_model, Path(out_dir), loaded.name)
     return result

@@ -22,6 +22,7 @@ import torch
 
 from transferlab import adapters
 from transferlab.errors import TransferlabError
+from transferlab.learn.curve import CURVE_FIELDS, LearningCurve, check_curve_settings
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 
@@ -37,7 +38,13 @@ class LoraAdapterSettings:
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field, for cache keys; the learning-curve fields only when a curve is on, so a
+        run without one keeps the key it had before curves existed."""
+        out = asdict(self)
+        if not out.get("eval_every"):
+            for name in CURVE_FIELDS:
+                out.pop(name, None)
+        return out
 
     def lora_config(self) -> Any:
         from peft import LoraConfig
@@ -48,7 +55,8 @@ class LoraAdapterSettings:
 
 @dataclass(frozen=True)
 class TrainConfig(LoraAdapterSettings):
-    """Hyper-parameters of one LoRA SFT run; every field is part of the adapter's cache key."""
+    """Hyper-parameters of one LoRA SFT run; every field is part of the adapter's cache key
+    (the curve fields only when `eval_every > 0`: they change the artifact, not the weights)."""
 
     learning_rate: float = 2e-4
     steps: int = 0  # 0 = as many as `epochs` passes over the data take
@@ -60,6 +68,8 @@ class TrainConfig(LoraAdapterSettings):
     grad_clip: float = 1.0  # 0 = no clipping
     max_seq_len: int = 512
     seed: int = 0
+    eval_every: int = 0  # learning curve: score the dev split every k steps (0 = no curve); see learn/curve.py
+    eval_examples: int = 64  # dev examples scored at each curve point
 
     def __post_init__(self) -> None:
         if self.rank < 1 or self.alpha <= 0:
@@ -70,6 +80,7 @@ class TrainConfig(LoraAdapterSettings):
             raise TransferlabError("steps must be >= 0 and epochs > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise TransferlabError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check_curve_settings(self.eval_every, self.eval_examples)
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
 
@@ -84,10 +95,23 @@ class TrainResult:
     tokens: int  # completion tokens the loss was computed on
     seconds: float
     losses: list[float] = field(default_factory=list)
+    curve: dict[str, Any] = field(default_factory=dict)  # the learning curve (learn/curve.py), when eval_every > 0
     # Reinforcement learning (grpo.train_grpo) only; empty / None for supervised training:
     rewards: list[float] = field(default_factory=list)  # mean reward of the sampled completions, per step
     zero_variance_share: float | None = None  # share of prompt groups whose rewards were all equal (no signal)
     details: dict[str, list[float]] = field(default_factory=dict)  # further per-step logs (kl, clip fraction, ...)
+    # The training cost (transfer.efficiency turns it into FLOPs): tokens through the training forward and
+    # backward passes (prompt + completion, no padding), tokens through forward passes only (GRPO's sampling
+    # and KL reference), and the parameters of the frozen base and of the adapter.
+    processed_tokens: int = 0
+    forward_tokens: int = 0
+    parameters: int = 0
+    trainable_parameters: int = 0
+
+    def count_parameters(self, model: Any, trainable: Sequence[Any]) -> None:
+        """Record the adapter's parameter count and the frozen base's (everything else in `model`)."""
+        self.trainable_parameters = sum(p.numel() for p in trainable)
+        self.parameters = sum(p.numel() for p in model.parameters()) - self.trainable_parameters
 
     @property
     def tokens_per_second(self) -> float:
@@ -96,8 +120,13 @@ class TrainResult:
     def to_json(self) -> dict[str, Any]:
         out = {"steps": self.steps, "tokens": self.tokens, "seconds": self.seconds, "losses": self.losses,
                "tokens_per_second": self.tokens_per_second}
+        if self.parameters:  # recorded by training here (not by the Tinker backend)
+            out.update(processed_tokens=self.processed_tokens, forward_tokens=self.forward_tokens,
+                       parameters=self.parameters, trainable_parameters=self.trainable_parameters)
         if self.rewards:
             out.update(rewards=self.rewards, zero_variance_share=self.zero_variance_share, details=self.details)
+        if self.curve:
+            out["curve"] = self.curve
         return out
 
 
@@ -167,6 +196,18 @@ def completion_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: t
     return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum") / max(1, n), n
 
 
+def mean_completion_loss(model: Any, rows: Sequence[tuple[list[int], int]], pad_id: int, device: str,
+                         batch_size: int) -> float:
+    """Mean cross-entropy per completion token over `rows`, without gradients (a curve's dev loss)."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            ids, mask, labels = (t.to(device) for t in collate(rows[start : start + batch_size], pad_id))
+            loss, n = completion_loss(model, ids, mask, labels)
+            total, count = total + float(loss) * n, count + n
+    return total / count if count else float("nan")
+
+
 def collate(rows: Sequence[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -201,11 +242,18 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
                else adapters.fresh(model, config.lora_config()))
     device = loaded.device
     result = TrainResult(steps=steps, tokens=0, seconds=0.0)
+    curve = LearningCurve.start(loaded, task, config, steps)  # None unless eval_every > 0
+    if curve and curve.examples and all(e.target for e in curve.examples):  # dev loss needs reference answers
+        dev_rows = tokenize(task, curve.examples, tokenizer, config.max_seq_len)
+        curve.loss_of = lambda m: mean_completion_loss(m, dev_rows, tokenizer.pad_token_id, device, config.batch_size)
     with context as peft_model, torch.enable_grad():
         peft_model.train()
         params = [p for p in peft_model.parameters() if p.requires_grad]
+        result.count_parameters(peft_model, params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         start = time.perf_counter()
+        if curve:
+            curve.step(peft_model, 0)  # the starting point, before any update
         for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, steps, config)
@@ -223,9 +271,13 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
             optimizer.step()
             result.losses.append(float(loss.detach()))
             result.tokens += n_tokens
+            result.processed_tokens += sum(len(rows[i][0]) for i in batch)
+            if curve:
+                curve.step(peft_model, step + 1, result.losses[-1], result.tokens)
             if progress:
                 progress(step + 1, result.losses[-1])
-        result.seconds = time.perf_counter() - start
+        result.seconds = time.perf_counter() - start - (curve.seconds if curve else 0.0)  # training time only
+        result.curve = curve.to_json() if curve else {}
         peft_model.eval()
         adapters.save(peft_model, Path(out_dir), loaded.name)
     return result
