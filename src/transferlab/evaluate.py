@@ -209,9 +209,12 @@ def request_count(task: Task, examples: Sequence[Example]) -> int:
 
 def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example], *, split: str = "test",
                   batch_size: int = 16, max_new_tokens: int | None = None,
-                  progress: Progress | None = None) -> TaskEvaluation:
-    """Score a model on examples of a task: log-likelihood of choices, or generate and score."""
-    contexts = [render_context(task, e, tokenizer) for e in examples]
+                  progress: Progress | None = None, template: str = "default") -> TaskEvaluation:
+    """Score a model on examples of a task: log-likelihood of choices, or generate and score.
+
+    `template` names the prompt template that frames each question (`tasks.prompts.TEMPLATES`).
+    """
+    contexts = [render_context(task, e, tokenizer, template) for e in examples]
     scores: dict[str, list[float]] = {m: [] for m in task.metrics}
     outputs: list[str] = []
     choice_logprobs: list[list[float]] = []

@@ -1,12 +1,14 @@
 """Turn a spec into jobs: train once per source, evaluate every adapter and the base on every target.
 
 N sources and M targets cost N trainings and (N + 1) x M evaluations per model, seed
-and learner. Tasks whose data fails to load are written to an audit file and left out.
+and learner, times the number of prompt templates (`prompt_templates`: each extra template
+scores every (base or adapter, target) again, framed that way; training always uses the
+default). Tasks whose data fails to load are written to an audit file and left out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transferlab import models
 from transferlab.errors import TransferlabError
@@ -30,6 +32,7 @@ class Cell:
     seed: int
     evaluation: str  # key of the evaluation artifact of this cell
     baseline: str  # key of the baseline evaluation of the same target
+    template: str = "default"  # the prompt template both evaluations framed their questions with
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Plan:
     tasks: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     cells: list[Cell] = field(default_factory=list)
+    variants: list[Cell] = field(default_factory=list)  # every cell again under each non-default template
 
     def count(self, kind: str) -> int:
         return sum(j.kind == kind for j in self.jobs)
@@ -46,8 +50,10 @@ class Plan:
     def describe(self) -> str:
         paired = sum(j.kind == "train" and ("init_adapter" in j.params or "joint_with" in j.params) for j in self.jobs)
         extra = f", of which {paired} for sequential/joint pairs" if paired else ""
+        templates = len({c.template for c in self.variants}) + 1
+        framed = f" x {templates} prompt templates" if self.variants else ""
         return (f"{self.count('train')} trainings{extra} and {self.count('evaluate')} evaluations "
-                f"({len(self.sources)} sources x {len(self.tasks)} targets)")
+                f"({len(self.sources)} sources x {len(self.tasks)} targets{framed})")
 
 
 def _check_trainable(learner: Learner, source: str) -> None:
@@ -74,6 +80,7 @@ def plan_transfer(spec: Spec) -> Plan:
     trainings: list[Job] = []
     evaluations: dict[str, Job] = {}
     cells: list[Cell] = []
+    framed: dict[str, dict[str, str]] = {}  # default evaluation key -> {template: its key under that template}
 
     def evaluation(model: str, identity: str, target: str, seed: int, adapter: str | None, learner: str | None,
                    condition: str, source: str | None) -> str:
@@ -84,8 +91,14 @@ def plan_transfer(spec: Spec) -> Plan:
         key = evaluate_key(identity, adapter, fingerprints[target], spec.eval_split, b.eval_examples,
                            b.max_new_tokens)
         who = f"{learner} trained on {source}" if adapter else "base model"
-        evaluations.setdefault(key, Job("evaluate", key, params, deps=(adapter,) if adapter else (),
-                                        label=f"eval {who} on {target}" + (f" (seed {seed})" if adapter else "")))
+        label = f"eval {who} on {target}" + (f" (seed {seed})" if adapter else "")
+        evaluations.setdefault(key, Job("evaluate", key, params, deps=(adapter,) if adapter else (), label=label))
+        for template in spec.prompt_templates[1:]:  # the same evaluation, each question framed by `template`
+            other = evaluate_key(identity, adapter, fingerprints[target], spec.eval_split, b.eval_examples,
+                                 b.max_new_tokens, template)
+            framed.setdefault(key, {})[template] = other
+            evaluations.setdefault(other, Job("evaluate", other, {**params, "template": template},
+                                              deps=(adapter,) if adapter else (), label=f"{label}, template {template}"))
         return key
 
     for model_name in spec.models:
@@ -143,4 +156,6 @@ def plan_transfer(spec: Spec) -> Plan:
                         cells.append(Cell(model_name, learner.name, label, second, "joint", seed, key,
                                           baselines[second]))
     unique_trainings = list({j.key: j for j in trainings}.values())  # the same adapter is trained once
-    return Plan(unique_trainings + list(evaluations.values()), audit, targets, sources, cells)
+    variants = [replace(c, template=t, evaluation=framed[c.evaluation][t], baseline=framed[c.baseline][t])
+                for c in cells for t in spec.prompt_templates[1:]]
+    return Plan(unique_trainings + list(evaluations.values()), audit, targets, sources, cells, variants)

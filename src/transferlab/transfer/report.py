@@ -16,6 +16,7 @@ from transferlab.errors import TransferlabError
 from transferlab.engine.store import NONE
 from transferlab.predictions import DEGENERATE_SHARE, is_degenerate
 from transferlab.transfer.analysis import ALPHA, primary_metric
+from transferlab.transfer.secondary import secondary_report
 
 
 def matrices(results: pd.DataFrame, model: str, learner: str,
@@ -132,13 +133,14 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
 
 def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer study", *,
                  labels: dict[str, str] | None = None, methods: dict[str, str] | None = None,
-                 similarity: pd.DataFrame | None = None) -> list[Path]:
+                 similarity: pd.DataFrame | None = None, curves: pd.DataFrame | None = None) -> list[Path]:
     """Heatmaps, asymmetry and similarity figures and `summary.md` for every (model, learner).
 
     `labels` (trained_on → nominal label), `methods` (learner → 'sl'/'rl') and
     `similarity` (task_a, task_b, kind, similarity) are what the run stored next to the
     results (`Store.labels()`, ...); without them the drift table labels adapters by
-    domain, H3 reads methods from learner names and H2 is not tested.
+    domain, H3 reads methods from learner names and H2 is not tested. `curves` (the run's
+    `engine.curves.read_curves`) draws the learning curves first; without, one line says how.
     """
     if results.empty:
         raise TransferlabError("the results table is empty: run the study first (transferlab run SPEC)")
@@ -149,6 +151,10 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
              "against the untrained base model on the same examples (`*`: Benjamini-Hochberg q < 0.05 over "
              "the matrix's gain cells, or the CI excluding zero where the table holds no p-values). "
              "Regenerate with `transferlab report RUN_DIR`.", ""]
+    from transferlab.transfer.curves import learning_curves
+
+    curve_lines, curve_figures = learning_curves(curves, out_dir)  # whether training worked comes first
+    lines, written = lines + curve_lines, written + curve_figures
     trained = results[results["condition"] != "baseline"]
     pairs = sorted(set(zip(trained["model"], trained["learner"]))) or \
         [(m, NONE) for m in sorted(results["model"].unique())]
@@ -156,6 +162,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
         scores, gains, efficiency, relative = matrices(results, model, learner,
                                                        ("", "gain:", "efficiency:", "relative:"))
         stem = f"{model}_{learner}".replace("/", "_")
+        findings, secondary = secondary_report(results, model, learner)  # seed 002's secondary metrics
         lines += [f"## {model} — learner `{learner}`", ""]
         if not scores.empty:
             path = out_dir / f"{stem}_scores.png"
@@ -167,7 +174,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
             heatmap(gains, path, f"{model}: transfer gain over base ({learner})", diverging=True)
             written.append(path)
             lines += _table(gains, signed=True, caption=f"![transfer gain]({path.name})")
-            lines += _findings(gains)
+            lines += _findings(gains)[:-1] + findings + [""]
         for frame, kind, name, definition, why_na, center in (
                 (efficiency, "efficiency", "transfer efficiency", "transfer / direct score",
                  "the direct score's 95% CI reaches the task's chance level", 1.0),
@@ -182,6 +189,7 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
                       f"NA where {why_na}, so a ratio would be noise; a cell NA in any seed is NA. "
                       f"`*`: the CI excludes {center:g}.", ""]
             lines += _table(frame, signed=True, caption=f"![{name}]({path.name})", center=center)
+        lines += secondary
     figure_lines, figures = _figures(results, out_dir, similarity)
     written += figures
     lines += figure_lines

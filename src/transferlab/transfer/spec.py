@@ -24,6 +24,7 @@ from transferlab.engine.spec import (
     name_list,
     register_task_files,
 )
+from transferlab.engine.tracking import parse_tracking
 from transferlab.errors import TransferlabError, closest
 from transferlab.learn.sft import TrainConfig
 
@@ -66,9 +67,13 @@ class Spec:
     artifacts: str | None = None  # a directory of adapters/evaluations shared with other runs (default: in output)
     labels: dict[str, str] = field(default_factory=dict)  # source -> nominal label (default: the task's domain)
     similarity: tuple[str, ...] = ("vocabulary", "embedding")  # task-similarity measures stored for the analyses
+    # prompt templates every target is scored under (tasks.prompts.TEMPLATES); `default` is always
+    # first and is what training and the main tables use, the others measure robustness (seed 002)
+    prompt_templates: tuple[str, ...] = ("default",)
     task_files: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
+    tracking: Any = None  # engine.tracking.Tracking: MLflow / W&B logging, only when the spec asks
     source_file: str = "<spec>"
 
 
@@ -132,6 +137,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     learners = _learners(data.get("learners", [{"name": "lora", "type": "lora"}]), at)
     labels = _labels(data.get("labels", {}) or {}, sources, at)
     similarity = _similarity_kinds(data.get("similarity", list(Spec.similarity)), at)
+    templates = _templates(data.get("prompt_templates", ["default"]), at)
     split = data.get("eval_split", "test")
     if split not in ("dev", "test"):
         raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
@@ -140,8 +146,8 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         learners=learners, conditions=conditions, pairs=pairs, seeds=tuple(seeds), budgets=budgets, eval_split=split,
         bootstrap=int(data.get("bootstrap", 1000)), output=str(data.get("output", f"runs/{Path(filename).stem}")),
         artifacts=str(data["artifacts"]) if data.get("artifacts") else None, labels=labels, similarity=similarity,
-        task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
-        source_file=filename,
+        prompt_templates=templates, task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
+        tracking=parse_tracking(data.get("tracking"), at), source_file=filename,
     )
 
 
@@ -187,6 +193,20 @@ def _similarity_kinds(value: Any, at: Located) -> tuple[str, ...]:
     return kinds
 
 
+def _templates(value: Any, at: Located) -> tuple[str, ...]:
+    """Prompt template names, each a built-in one; `default` is added first when left out."""
+    from transferlab.tasks.prompts import DEFAULT_TEMPLATE, TEMPLATES
+
+    names = name_list(value or [DEFAULT_TEMPLATE], ("prompt_templates",), at)
+    for i, name in enumerate(names):
+        if name not in TEMPLATES:
+            raise at.error(("prompt_templates", i), f"unknown prompt template {name!r}: "
+                                                    f"known templates are {', '.join(TEMPLATES)}")
+    if len(set(names)) != len(names):
+        raise at.error(("prompt_templates",), f"each prompt template once, got {list(names)}")
+    return (DEFAULT_TEMPLATE, *(n for n in names if n != DEFAULT_TEMPLATE))
+
+
 def _budgets(data: Any, at: Located) -> Budgets:
     if not isinstance(data, dict):
         raise at.error(("budgets",), "expected a mapping such as {train_examples: 256, eval_examples: 200}")
@@ -217,7 +237,9 @@ def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
         try:
             config = config_class(**item)
         except (TransferlabError, TypeError) as err:
-            raise at.error(("learners", i), str(err)) from None
+            # An error that names one field (e.g. "eval_every must be ...") points at that field's line.
+            named = next((k for k in item if str(err).startswith(f"{k} ")), None)
+            raise at.error(("learners", i, named) if named else ("learners", i), str(err)) from None
         learners.append(Learner(name, kind, config, auto_learning_rate="learning_rate" not in item))
     names = [l.name for l in learners]
     if len(set(names)) != len(names):

@@ -17,6 +17,8 @@ from transferlab.engine.estimate import plan_estimate
 from transferlab.engine.execute import Executor, LocalExecutor, RunReport
 from transferlab.engine.jobs import Runtime
 from transferlab.engine.audit import write_audit
+from transferlab.engine.curves import read_curves, record_curves
+from transferlab.engine.tracking import log_run
 from transferlab.transfer.plan import Plan, plan_transfer
 from transferlab.transfer.spec import Spec
 from transferlab.transfer.summarise import summarise
@@ -44,7 +46,10 @@ def run_study(spec: Spec, executor: Executor | None = None, console: Console | N
     runtime = Runtime(store, device=spec.device, dtype=spec.dtype, bootstrap=spec.bootstrap)
     report = (executor or LocalExecutor(console, quiet=quiet)).run(plan.jobs, runtime)
     summarise(plan, store, spec.bootstrap)
+    record_curves(store, plan.jobs)  # learning curves of every adapter the plan uses, reused ones included
     record_annotations(spec, plan, store, console)
+    for where in log_run(store, spec.tracking, spec.name, {"spec": spec.source_file}):
+        console.print(f"tracked: {where}")
     console.print(f"ran {len(report.done)} jobs, reused {len(report.reused)}, failed {len(report.failed)}, "
                   f"skipped {len(report.skipped)} in {time.perf_counter() - start:.0f} s")
     return plan, report, output
@@ -75,7 +80,7 @@ def record_annotations(spec: Spec, plan: Plan, store: Store, console: Console) -
 
 
 def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, console: Console | None = None,
-             report: bool = True) -> Path | None:
+             report: bool = True, executor: Executor | None = None) -> Path | None:
     """`transferlab run` for a transfer spec: plan (and stop, if `dry_run`), run, summarise, report."""
     import dataclasses
 
@@ -91,7 +96,7 @@ def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, cons
         for job in plan.jobs:
             console.print(f"  {job.kind:8s} {job.key}  {job.label}")
         return None
-    _, outcome, where = run_study(spec, console=console)
+    _, outcome, where = run_study(spec, executor=executor, console=console)
     if report:
         write_run_report(where, spec.name, console)
     if outcome.failed:
@@ -105,8 +110,15 @@ def write_run_report(run_dir: Path, title: str, console: Console) -> list[Path]:
 
     store = Store(run_dir)
     written = write_report(store.results(), run_dir / "report", title=title, labels=store.labels(),
-                           methods=store.learner_methods(), similarity=store.similarity())
+                           methods=store.learner_methods(), similarity=store.similarity(),
+                           curves=read_curves(store))
     console.print(f"report: {written[0]}")
     for p in written[1:]:
         console.print(f"figure: {p}")
+    from transferlab.html.transfer import write_transfer_page
+    from transferlab.transfer.report import marked, matrices
+
+    written.append(write_transfer_page(run_dir, store.results(), title=title, matrices=matrices, mark=marked,
+                                       curves=read_curves(store), artifacts=store.artifacts))
+    console.print(f"page: {written[-1]}")
     return written

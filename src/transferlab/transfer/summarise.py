@@ -2,7 +2,10 @@
 
 For every cell: the score with its bootstrap CI, the gain over the baseline with a paired
 CI, and for transfer-like cells the efficiency and relative transfer against the direct
-cell. Only the driver runs this, after the jobs: it reads artifacts and writes rows.
+cell. Seed 002's secondary metrics follow: each cell's score and gain under every extra
+prompt template (`template:<name>:...`) with the spread and sign verdict over templates
+(`transfer.robustness`), and the gain per training token and FLOP (`transfer.efficiency`).
+Only the driver runs this, after the jobs: it reads artifacts and writes rows.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from transferlab.stats import (
     paired_ratio,
 )
 from transferlab.tasks import get_task
+from transferlab.transfer.efficiency import efficiency_rows, training_cost
 from transferlab.transfer.plan import Cell, Plan
+from transferlab.transfer.robustness import robustness_rows, template_metric
 
 
 Loader = Callable[[str], "dict | None"]
@@ -51,8 +56,9 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
     per_seed: dict[tuple, list[tuple[list[float], list[float] | None]]] = {}  # what pools over seeds
     ratios: dict[tuple, list[tuple[list[float], list[float], list[float] | None] | None]] = {}
     direct = {(c.model, c.learner, c.seed, c.evaluated_on): c for c in plan.cells if c.condition == "direct"}
-    for cell in plan.cells:
-        if cell.condition in ("transfer", "sequential", "joint"):
+    for cell in plan.cells + plan.variants:
+        framed = cell.template != "default"  # a variant: scores and gains only, named template:<name>:...
+        if cell.condition in ("transfer", "sequential", "joint") and not framed:
             partner = direct.get((cell.model, cell.learner, cell.seed, cell.evaluated_on))
             if partner is not None:
                 rows += _normalised(cell, partner, load, resamples, ratios)
@@ -61,24 +67,43 @@ def summarise(plan: Plan, store: Store, resamples: int = 1000) -> int:
             continue
         base = load(cell.baseline)
         task = get_task(cell.evaluated_on)
-        rows += _degenerate_rows(cell, task, result, base if cell.condition != "baseline" else None)
+        if not framed:
+            rows += _degenerate_rows(cell, task, result, base if cell.condition != "baseline" else None)
         for metric in task.metrics:
             scores = result["scores"][metric]
             weights = result.get("weights", {}).get(metric)
-            rows.append(_row(cell, metric, bootstrap_mean(scores, resamples, seed=cell.seed, weights=weights)))
+            name = template_metric(cell.template, metric)
+            rows.append(_row(cell, name, bootstrap_mean(scores, resamples, seed=cell.seed, weights=weights)))
             if cell.condition != "baseline" and base is not None:
                 shared, treated, control = align(result["uids"], scores, base["uids"], base["scores"][metric])
                 paired_weights = [weights[i] for i in shared] if weights else None
                 gain = paired_difference(treated, control, resamples, cell.seed, weights=paired_weights)
-                rows.append(_row(cell, f"gain:{metric}", gain))
-                # the gain's p-value, so the report can control the false discovery rate over a matrix
-                rows.append(_row(cell, f"p:gain:{metric}", Estimate(gain.p, gain.n, NA, NA)))
+                rows.append(_row(cell, template_metric(cell.template, f"gain:{metric}"), gain))
+                if not framed:  # the gain's p-value, so the report can control the false discovery rate
+                    rows.append(_row(cell, f"p:gain:{metric}", Estimate(gain.p, gain.n, NA, NA)))
                 key = (cell.model, cell.learner, cell.trained_on, cell.evaluated_on, cell.condition)
-                per_seed.setdefault((*key, metric), []).append((scores, weights))
-                per_seed.setdefault((*key, f"gain:{metric}"), []).append(
+                per_seed.setdefault((*key, name), []).append((scores, weights))
+                per_seed.setdefault((*key, template_metric(cell.template, f"gain:{metric}")), []).append(
                     ([t - c for t, c in zip(treated, control)], paired_weights))
     rows += _pooled(per_seed, resamples) + _pooled_ratios(ratios, resamples)
+    rows += robustness_rows(rows) + efficiency_rows(rows, _costs(plan, store))
     return store.add_results(rows)
+
+
+def _costs(plan: Plan, store: Store) -> dict[tuple, Any]:
+    """The training cost of every trained cell's adapter (`transfer.efficiency.training_cost`)."""
+    jobs = {j.key: j for j in plan.jobs}
+    trainings = {k: j.params for k, j in jobs.items() if j.kind == "train"}
+    by_adapter: dict[str, Any] = {}  # each adapter's artifact verified and read once
+    costs: dict[tuple, Any] = {}
+    for cell in plan.cells:
+        adapter = jobs[cell.evaluation].params.get("adapter") if cell.evaluation in jobs else None
+        if adapter and adapter not in by_adapter:
+            by_adapter[adapter] = training_cost(store, adapter, trainings, cell.model)
+        if adapter and by_adapter[adapter] is not None:
+            costs[(cell.model, cell.learner, cell.trained_on, cell.evaluated_on, cell.condition, cell.seed)] = \
+                by_adapter[adapter]
+    return costs
 
 
 def _degenerate_rows(cell: Cell, task: Any, result: dict, base: dict | None) -> list[ResultRow]:
