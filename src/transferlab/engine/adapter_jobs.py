@@ -25,9 +25,14 @@ def train_key(identity: str, task_fingerprint: str, train_config: dict[str, Any]
 
 
 def evaluate_key(identity: str, adapter: str | None, task_fingerprint: str, split: str, eval_examples: int,
-                 max_new_tokens: int) -> str:
-    """The store key of an evaluation (base model when `adapter` is None), shared by every study."""
-    return stable_hash("evaluate", identity, adapter, task_fingerprint, split, eval_examples, max_new_tokens)
+                 max_new_tokens: int, template: str = "default") -> str:
+    """The store key of an evaluation (base model when `adapter` is None), shared by every study.
+
+    A prompt template other than `default` is part of the key; the default adds nothing, so
+    evaluations stored before templates existed keep their keys.
+    """
+    extra = () if template == "default" else (("template", template),)
+    return stable_hash("evaluate", identity, adapter, task_fingerprint, split, eval_examples, max_new_tokens, *extra)
 
 
 def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
@@ -67,6 +72,10 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         summary["zero_variance_share"] = result.zero_variance_share
         if warning := signal_warning(result):
             summary["warning"] = warning
+    if points := result.curve.get("points"):  # the learning curve (eval_every > 0): first and last dev score
+        summary[f"dev_{result.curve['metric']}"] = f"{points[0]['dev_score']:.3f} -> {points[-1]['dev_score']:.3f}"
+    elif note := result.curve.get("note"):
+        summary["warning"] = "; ".join(filter(None, (summary.get("warning"), note)))
     return summary
 
 
@@ -89,17 +98,35 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         tick(done[0], total, "")
 
     start = time.perf_counter()
+    template = p.get("template", "default")
     with adapters.applied(loaded.model, rt.adapter_dir(p.get("adapter"))) as model:
         result = evaluate_task(model, loaded.tokenizer, task, examples, split=p["split"],
                                batch_size=p.get("batch_size", 16), max_new_tokens=p.get("max_new_tokens") or None,
-                               progress=progress)
+                               progress=progress, template=template)
     with rt.store.writing("evaluation", job.key, meta=p) as out:
-        (out / "evaluation.json").write_text(json.dumps({**result.to_json(), "seconds": time.perf_counter() - start}))
+        record = {**result.to_json(), "seconds": time.perf_counter() - start}
+        if template != "default":
+            record["template"] = template
+        (out / "evaluation.json").write_text(json.dumps(record))
+    commit_evaluation(job, rt)
+    return {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
+
+
+def commit_evaluation(job: Job, rt: Runtime) -> int:
+    """Commit an evaluation's score rows (bootstrap CIs) from its stored per-example scores: the
+    same path when the job ends and when `results rebuild` recreates a lost table."""
+    from transferlab.tasks import get_task
+
+    p = job.params
+    task = get_task(p["task"])
+    record = rt.store.read_json("evaluation", job.key, "evaluation.json")
+    template = record.get("template", "default")  # a non-default template's rows are `template:<name>:<metric>`
+    prefix = "" if template == "default" else f"template:{template}:"
     rows = []
     for metric in task.metrics:
-        est = bootstrap_mean(result.scores[metric], rt.bootstrap, seed=0, weights=result.weights_of(metric))
+        weights = (record.get("weights") or {}).get(metric)
+        est = bootstrap_mean(record["scores"][metric], rt.bootstrap, seed=0, weights=weights)
         rows.append(ResultRow(model=p["model"], learner=p.get("learner") or NONE, trained_on=p.get("trained_on") or NONE,
-                              evaluated_on=task.name, condition=p["condition"], seed=p["seed"], metric=metric,
+                              evaluated_on=task.name, condition=p["condition"], seed=p["seed"], metric=prefix + metric,
                               value=est.value, n=est.n, ci_low=est.ci_low, ci_high=est.ci_high))
-    rt.store.add_results(rows)
-    return {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
+    return rt.store.add_results(rows)

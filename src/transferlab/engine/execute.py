@@ -19,7 +19,7 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from transferlab.engine import claims
+from transferlab.engine import claims, integrity
 from transferlab.errors import TransferlabError
 from transferlab.engine.jobs import Job, Runtime, artifact_of, handler_of
 
@@ -37,12 +37,27 @@ class Executor(Protocol):
 
 
 def is_complete(job: Job, runtime: Runtime) -> bool:
-    """An intact artifact is a finished job, whichever run (sharing the artifacts) produced it."""
-    if not runtime.store.has(artifact_of(job), job.key):
+    """An intact artifact made from its inputs as they are now is a finished job, whichever run
+    (sharing the artifacts) produced it. One made from an input that was rebuilt differently is
+    stale: it is removed and runs again."""
+    store = runtime.store
+    if not store.has(artifact_of(job), job.key):
         return False
-    if runtime.store.job_status(job.key) != "done":
-        runtime.store.record_job(job.key, job.kind, "done", "reused an existing artifact")
+    changed, _ = integrity.changed_inputs(store, artifact_of(job), job.key)
+    if changed:
+        integrity.discard(store, artifact_of(job), job.key)
+        store.notices.append(f"{job.label or job.key} is stale (its input {changed[0]} was rebuilt and differs): "
+                             "it runs again")
+        return False
+    if store.job_status(job.key) != "done":
+        store.record_job(job.key, job.kind, "done", "reused an existing artifact")
     return True
+
+
+def _waits_for_rebuilt_input(job: Job, by_key: dict[str, Job], runtime: Runtime, bad: set[str]) -> bool:
+    """An artifact whose input is missing (being rebuilt) is judged once that input exists again."""
+    _, missing = integrity.changed_inputs(runtime.store, artifact_of(job), job.key)
+    return any(d in by_key and d not in bad for d in missing)
 
 
 class LocalExecutor:
@@ -56,6 +71,8 @@ class LocalExecutor:
     def run(self, jobs: Sequence[Job], runtime: Runtime) -> RunReport:
         report = RunReport()
         bad: set[str] = set()
+        for orphan in integrity.clean_orphans(runtime.store):
+            self.console.print(f"[yellow]removed[/] {orphan.name}, left behind by a job that did not finish")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, disable=self.quiet, transient=False) as bars:
@@ -73,7 +90,11 @@ class LocalExecutor:
     def _settle(self, job: Job, by_key: dict[str, Job], runtime: Runtime, report: RunReport, bad: set[str],
                 bars: Progress, overall: int) -> bool:
         """Reuse, skip or run one job; False when it must wait (another worker holds it or its inputs)."""
-        if is_complete(job, runtime):
+        if _waits_for_rebuilt_input(job, by_key, runtime, bad):
+            return False
+        complete = is_complete(job, runtime)
+        self._print_notices(runtime)
+        if complete:
             report.reused.append(job.key)
             bars.advance(overall)
             return True
@@ -94,6 +115,9 @@ class LocalExecutor:
                 report.reused.append(job.key)
             else:
                 self._run_one(job, runtime, report, bad, bars)
+                if job.key in report.done:
+                    integrity.record_lineage(runtime.store, artifact_of(job), job.key,
+                                             {d: artifact_of(by_key[d]) for d in job.deps if d in by_key})
         finally:
             claims.release(claim)
         bars.advance(overall)
@@ -121,6 +145,10 @@ class LocalExecutor:
             report.done.append(job.key)
             self.console.print(f"[green]done[/] {job.label} ({seconds:.0f} s) {summary}")
         bars.remove_task(current)
+
+    def _print_notices(self, runtime: Runtime) -> None:
+        while runtime.store.notices:
+            self.console.print(f"[yellow]{runtime.store.notices.pop(0)}[/]")
 
     def _fail(self, job: Job, runtime: Runtime, report: RunReport, bad: set[str], detail: str, start: float) -> None:
         report.failed[job.key] = detail

@@ -93,14 +93,17 @@ class JobKind:
     name: str
     artifact: str  # the store kind its output is written as: "adapter", "evaluation", "activations", ...
     handler: str  # "module:function", imported on first use
+    # "module:function(job, runtime)" that commits the job's result rows from its artifact, for
+    # kinds whose rows go to the results table as the job ends ("" = none); `results rebuild` uses it
+    commit: str = ""
 
 
 JOB_KINDS: dict[str, JobKind] = {}
 
 
-def register_job_kind(name: str, artifact: str, handler: str) -> JobKind:
+def register_job_kind(name: str, artifact: str, handler: str, commit: str = "") -> JobKind:
     """Declare a job kind; registering the same kind again with the same values is a no-op."""
-    kind = JobKind(name, artifact, handler)
+    kind = JobKind(name, artifact, handler, commit)
     if JOB_KINDS.get(name, kind) != kind:
         raise TransferlabError(f"job kind {name!r} is registered twice with different handlers: rename one")
     JOB_KINDS[name] = kind
@@ -119,10 +122,21 @@ def artifact_of(job: Job) -> str:
     return job_kind(job.kind).artifact
 
 
-def handler_of(job: Job) -> Handler:
-    module, _, function = job_kind(job.kind).handler.partition(":")
+def _imported(target: str) -> Any:
+    module, _, function = target.partition(":")
     return getattr(importlib.import_module(module), function)
 
 
+def handler_of(job: Job) -> Handler:
+    return _imported(job_kind(job.kind).handler)
+
+
+def committer_of(job: Job) -> Callable[[Job, Runtime], Any] | None:
+    """The function that commits `job`'s rows from its artifact, if its kind has rows."""
+    target = job_kind(job.kind).commit
+    return _imported(target) if target else None
+
+
 register_job_kind("train", "adapter", "transferlab.engine.adapter_jobs:run_train")
-register_job_kind("evaluate", "evaluation", "transferlab.engine.adapter_jobs:run_evaluate")
+register_job_kind("evaluate", "evaluation", "transferlab.engine.adapter_jobs:run_evaluate",
+                  commit="transferlab.engine.adapter_jobs:commit_evaluation")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import time
 import uuid
@@ -74,9 +75,22 @@ def check_writable(root: Path, need_bytes: int = 50 << 20) -> None:
 def write_json(path: Path, value: Any, **dumps: Any) -> Path:
     """Write JSON atomically (temp file + rename): a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, **dumps))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(value, **dumps))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk leaves nothing half-written behind
     return path
+
+
+def _is_corruption(err: sqlite3.DatabaseError) -> bool:
+    """A damaged database file, as opposed to a locked one or a bad statement."""
+    return type(err) is sqlite3.DatabaseError or "malformed" in str(err) or "not a database" in str(err)
+
+
+def temp_name(key: str) -> str:
+    """The name of an artifact being written: host and pid say whether its writer still lives."""
+    return f".{key}.{socket.gethostname()}-{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
 class Store:
@@ -86,12 +100,15 @@ class Store:
     by several runs: an adapter or evaluation another spec already produced is reused.
     """
 
-    def __init__(self, root: str | Path, artifacts: str | Path | None = None):
+    def __init__(self, root: str | Path, artifacts: str | Path | None = None, create: bool = True):
         self.root = Path(root)
+        self.db_path = self.root / "results.sqlite"
+        if not create and not self.db_path.is_file():
+            raise TransferlabError(f"{self.root} holds no results.sqlite: give the output directory of a run")
         self.root.mkdir(parents=True, exist_ok=True)
         self.artifacts = Path(artifacts) if artifacts else self.root / "artifacts"
-        self.db_path = self.root / "results.sqlite"
         self._verified: dict[Path, tuple] = {}  # artifact -> its files' (size, mtime) when last hashed intact
+        self.notices: list[str] = []  # what the store found and healed (corrupt artifacts), for the run to print
         with self._db() as db:
             db.execute(f"""CREATE TABLE IF NOT EXISTS results (
                 model TEXT, learner TEXT, trained_on TEXT, evaluated_on TEXT, condition TEXT, seed INTEGER,
@@ -106,12 +123,25 @@ class Store:
             db.execute("""CREATE TABLE IF NOT EXISTS similarity (
                 task_a TEXT, task_b TEXT, kind TEXT, similarity REAL, PRIMARY KEY (task_a, task_b, kind))""")
 
+    @classmethod
+    def existing(cls, root: str | Path) -> Store:
+        """The store of a finished or running run, for read-only commands: never creates one."""
+        return cls(root, create=False)
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=60)
+        try:
+            db = sqlite3.connect(self.db_path, timeout=60)
+        except sqlite3.Error as err:
+            raise TransferlabError(f"cannot open {self.db_path}: {err}") from None
         try:
             with db:  # one transaction: committed on success, rolled back on error
                 yield db
+        except sqlite3.DatabaseError as err:
+            if not _is_corruption(err):
+                raise
+            raise TransferlabError(f"{self.db_path} is corrupted ({err}): recreate it from the stored artifacts "
+                                   f"with `transferlab results rebuild {self.root}`") from None
         finally:
             db.close()
 
@@ -137,6 +167,8 @@ class Store:
             self._verified[where] = stats
         else:
             self._verified.pop(where, None)
+            self.notices.append(f"{kind} artifact {key} was corrupted (its files do not match {MANIFEST}): "
+                                "removed, its job runs again")
             shutil.rmtree(where, ignore_errors=True)
         return intact
 
@@ -145,7 +177,7 @@ class Store:
         """A temporary directory that becomes the artifact only if the block finishes."""
         final = self.path(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = final.parent / temp_name(key)
         tmp.mkdir()
         try:
             yield tmp
@@ -235,44 +267,58 @@ def export_results(store: Store, path: Path) -> int:
 
 def write_table(frame: Any, path: Path) -> int:
     """Write a frame as CSV or Parquet (by extension), atomically; returns the row count."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
+    if path.suffix not in (".parquet", ".csv"):
         raise TransferlabError(f"cannot export to {path.name}: use a .csv or .parquet file name")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise TransferlabError(f"cannot write {path}: {err.strerror or err}; free space or choose another path") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return len(frame)
 
 
 def import_results(store: Store, path: Path) -> int:
-    """Read a tidy CSV/Parquet made by any tool into the results table; columns are checked first."""
-    import pandas as pd
+    """Read a tidy CSV/Parquet made by any tool into the results table; returns the row count.
+
+    Every row is checked before any is written (`read_results`), so a bad row imports nothing.
+    """
+    return store.add_results(read_results(path))
+
+
+def read_results(path: Path) -> list[ResultRow]:
+    """The rows of a tidy CSV/Parquet table, checked: the columns first, then each row's
+    key (non-blank names, an integer seed), value (finite, or blank for an undefined one),
+    n (an integer) and CI (finite or blank), and no two rows with the same key."""
+    from transferlab.engine.import_checks import integer, label, number, read_records, unique
 
     if not path.exists():
         raise TransferlabError(f"no such file: {path}")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c not in ("ci_low", "ci_high")]
+    columns, records = read_records(path)
+    missing = [c for c in RESULT_COLUMNS if c not in columns and c not in ("ci_low", "ci_high")]
     if missing:
         raise TransferlabError(f"{path.name} lacks the columns {', '.join(missing)}: a tidy results table has "
                                f"{', '.join(RESULT_COLUMNS)}")
-    rows = []
-    for line, record in enumerate(frame.to_dict("records"), start=2):
-        try:
-            rows.append(ResultRow(
-                model=str(record["model"]), learner=str(record["learner"]), trained_on=str(record["trained_on"]),
-                evaluated_on=str(record["evaluated_on"]), condition=str(record["condition"]),
-                seed=int(record["seed"]), metric=str(record["metric"]), value=float(record["value"]),
-                n=int(record["n"]), ci_low=_optional_float(record.get("ci_low")),
-                ci_high=_optional_float(record.get("ci_high"))))
-        except (TypeError, ValueError) as err:
-            raise TransferlabError(f"{path.name} row {line}: {err}; fix that row and import again") from None
-    return store.add_results(rows)
+    rows, keys = [], []
+    for line, record in records:
+        where = f"{path.name} row {line}"
+        names = {c: label(record.get(c), c, where) for c in ("model", "learner", "trained_on", "evaluated_on",
+                                                              "condition", "metric")}
+        row = ResultRow(**names, seed=integer(record.get("seed"), "seed", where),
+                        value=_missing_as_nan(number(record.get("value"), "value", where, missing_ok=True)),
+                        n=integer(record.get("n"), "n", where),
+                        ci_low=number(record.get("ci_low"), "ci_low", where, missing_ok=True),
+                        ci_high=number(record.get("ci_high"), "ci_high", where, missing_ok=True))
+        rows.append(row)
+        keys.append((tuple(getattr(row, c) for c in RESULT_KEY), f"row {line}"))
+    unique(keys, "key", path.name)
+    return rows
 
 
-def _optional_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if number != number else number
+def _missing_as_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

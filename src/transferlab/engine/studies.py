@@ -15,7 +15,7 @@ import yaml
 
 from transferlab.errors import TransferlabError, closest
 
-# kind -> module that defines `run_spec(path, output, dry_run, console) -> Path | None`
+# kind -> module that defines `run_spec(path, output, dry_run, console, executor=None) -> Path | None`
 STUDY_RUNNERS = {
     "transfer": "transferlab.transfer.study",
     "probes": "transferlab.probes.study",
@@ -24,7 +24,8 @@ STUDY_RUNNERS = {
 
 
 class StudyRunner(Protocol):
-    def __call__(self, path: Path, output: Path | None, dry_run: bool, console: Any) -> Path | None: ...
+    def __call__(self, path: Path, output: Path | None, dry_run: bool, console: Any,
+                 executor: Any = None) -> Path | None: ...
 
 
 def study_kind(path: Path) -> str:
