@@ -161,3 +161,19 @@ def test_split_keys_follow_the_task_fractions():
     task = TASKS.get("cities_conj")
     for split in SPLITS:
         assert all(split_of(e.key, task.split_fractions) == split for e in task.examples(split))
+
+
+def test_answer_variants_write_true_or_false_on_the_same_splits():
+    from transferlab.tasks import get_task
+
+    for name in ("larger_than", "cities"):
+        choice, answer = get_task(name), get_task(name + "-answer")
+        assert answer.output_type == "generate" and answer.chance_level() == 0.5
+        for split in ("train", "dev", "test"):
+            assert (sorted(e.meta["statement"] for e in choice.examples(split))
+                    == sorted(e.meta["statement"] for e in answer.examples(split))), "RL adapters never see a test statement"
+    answer = get_task("larger_than-answer")
+    example = answer.examples("test")[0]
+    wrong = "False" if example.target == "True" else "True"
+    assert answer.score(example, f" {example.target}.\n")["exact_match"] == 1.0
+    assert answer.score(example, wrong)["exact_match"] == 0.0 and answer.score(example, "")["exact_match"] == 0.0

@@ -238,6 +238,26 @@ class TruthTask(Task):
         )
 
 
+class TruthAnswerTask(TruthTask):
+    """The same statements, answered by writing "True" or "False": a generation task with a
+    verifiable reward, so RL (GRPO) can train on it. Examples keep their groups, so the train and
+    test splits are exactly those of the multiple-choice task of the same statements, and an
+    adapter trained here can be evaluated there without seeing a test statement."""
+
+    output_type = "generate"
+    metrics = ("exact_match",)
+    primary_metric = "exact_match"
+    max_new_tokens = 4
+    chance = 0.5  # one of two words
+
+    def score(self, example: Example, completion: str) -> dict[str, float]:
+        words = completion.strip().split()
+        answer = words[0].strip(".,:;!\"'").lower() if words else ""
+        return {"exact_match": float(answer == example.target.lower())}
+
+
+ANSWER_SUFFIX = "-answer"  # larger_than-answer: larger_than's statements as a generation task
+
 _BUILDERS: dict[str, tuple[str, Callable[[tuple[float, float, float]], list[Statement]]]] = {
     "cities": ("The city of X is in Y.", lambda _: city_statements(negated=False)),
     "neg_cities": ("The city of X is not in Y.", lambda _: city_statements(negated=True)),
@@ -251,6 +271,8 @@ _BUILDERS: dict[str, tuple[str, Callable[[tuple[float, float, float]], list[Stat
 def _register() -> None:
     for name, (description, build) in _BUILDERS.items():
         TASKS.add(name, lambda n=name, d=description, b=build: TruthTask(n, f"{d} (true/false)", b))
+        TASKS.add(name + ANSWER_SUFFIX, lambda n=name, d=description, b=build: TruthAnswerTask(
+            n + ANSWER_SUFFIX, f"{d} (write True or False)", b))
 
 
 _register()
