@@ -8,7 +8,7 @@ directories (adapter_config.json + adapter_model.safetensors).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,75 @@ def applied(base: Any, adapter: Path | None, trainable: bool = False) -> Iterato
     finally:
         peft_model.unload()
         base.eval()
+
+
+BASE = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+
+
+@contextmanager
+def applied_together(base: Any, adapters: Sequence[Path | None]) -> Iterator[tuple[Any, list[str]]]:
+    """The base model with every adapter loaded at once, each under its own name, and those names
+    (`BASE` for None), in order: a PEFT model whose rows can each go through a different adapter
+    (`adapter_names=` on forward and generate). Every adapter is removed again on exit, also when
+    one fails to load; an adapter that does not fit the base model is an error naming it.
+    """
+    names = [BASE if a is None else f"tl{i:03d}" for i, a in enumerate(adapters)]  # no name prefixes another
+    given = [(name, Path(a)) for name, a in zip(names, adapters) if a is not None]
+    if not given:
+        yield base, names
+        return
+    trainable = {n: p.requires_grad for n, p in base.named_parameters()}  # PEFT freezes the base weights
+    model = None
+    try:
+        model = _load_all(base, given)  # removes what it loaded if one adapter fails
+        yield model, names
+    finally:
+        if model is not None:
+            model.unload()
+        for n, p in base.named_parameters():
+            p.requires_grad_(trainable[n])
+        base.eval()
+
+
+def _load_all(base: Any, given: list[tuple[str, Path]]) -> Any:
+    from peft import PeftConfig, PeftModelForCausalLM
+
+    configs = []
+    for _, path in given:
+        check_adapter_dir(path)
+        config = PeftConfig.from_pretrained(str(path))
+        dora = getattr(config, "use_dora", False)
+        if config.peft_type != "LORA" or dora:
+            raise TransferlabError(f"adapter {path} ({config.peft_type}{', DoRA' if dora else ''}) "
+                                   "cannot share a batch with other adapters: only plain LoRA can; "
+                                   "evaluate it on its own")
+        config.inference_mode = True
+        configs.append(config)
+    model = None
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question; nothing to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            for (name, path), config in zip(given, configs):
+                try:
+                    if model is None:
+                        model = PeftModelForCausalLM(base, config, adapter_name=name)
+                    else:
+                        model.add_adapter(name, config)
+                    model.load_adapter(str(path), adapter_name=name)
+                except (RuntimeError, ValueError, KeyError) as err:
+                    raise TransferlabError(f"adapter {path} does not fit the base model: {_first_line(err)}") from None
+        except BaseException:
+            if model is not None:
+                model.unload()
+            base.eval()
+            raise
+    return model.eval()
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines if "size mismatch" in line), lines[0] if lines else type(err).__name__)
+    return detail[:300]
 
 
 @contextmanager

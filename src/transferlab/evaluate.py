@@ -38,9 +38,14 @@ def _left_padded(seqs: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, tor
     return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def _routed(names: Sequence[str | None]) -> dict[str, Any]:
+    """PEFT's mixed-batch argument for rows routed to named adapters; nothing when rows are not routed."""
+    return {} if not names or names[0] is None else {"adapter_names": list(names)}
+
+
 @torch.inference_mode()
 def loglikelihood(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
-                  progress: Progress | None = None) -> list[float]:
+                  progress: Progress | None = None, adapters: Sequence[str] | None = None) -> list[float]:
     """Sum of log-probabilities of each continuation given its context.
 
     Requests are grouped by context so a context is run once: one-token continuations
@@ -48,8 +53,12 @@ def loglikelihood(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], 
     (multiple-choice option texts) continue from the context's cached keys and values.
     A context with a single long continuation is one left-padded row, of which only the
     last `continuation + 1` positions get vocabulary logits.
+
+    `adapters` (one PEFT adapter name per pair, `"__base__"` for none) routes each request
+    through its own adapter of a PEFT model holding several (mixed-adapter batches); a context
+    is then shared only by requests for the same adapter.
     """
-    by_context: dict[str, list[tuple[int, list[int]]]] = {}
+    by_context: dict[tuple[str | None, str], list[tuple[int, list[int]]]] = {}
     context_ids: dict[str, list[int]] = {}
     for i, (context, continuation) in enumerate(pairs):
         cont = _encode(tokenizer, continuation)
@@ -57,12 +66,12 @@ def loglikelihood(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], 
             raise ValueError(f"empty continuation for context ending {context[-40:]!r}")
         if context not in context_ids:
             context_ids[context] = _encode(tokenizer, context)
-        by_context.setdefault(context, []).append((i, cont))
+        by_context.setdefault((adapters[i] if adapters else None, context), []).append((i, cont))
     results = [0.0] * len(pairs)
     single, shared = [], []
-    for context, requests in by_context.items():
+    for (adapter, context), requests in by_context.items():
         (single if len(requests) == 1 and len(requests[0][1]) > 1 else shared).append(
-            (context_ids[context], requests))
+            (context_ids[context], requests, adapter))
     _score_full_rows(model, tokenizer, single, batch_size, results, progress)
     _score_from_shared_context(model, tokenizer, shared, max(1, batch_size // 4), results, progress)
     return results
@@ -71,13 +80,13 @@ def loglikelihood(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], 
 def _score_full_rows(model: Any, tokenizer: Any, groups: list, batch_size: int, results: list[float],
                      progress: Progress | None) -> None:
     device = next(model.parameters()).device
-    rows = [ctx + requests[0][1] for ctx, requests in groups]
+    rows = [ctx + requests[0][1] for ctx, requests, _ in groups]
     order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
     for batch in _batches(order, batch_size):
         ids, mask, positions = _left_padded([rows[r] for r in batch], tokenizer.pad_token_id)
         keep = max(len(groups[r][1][0][1]) for r in batch) + 1
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    logits_to_keep=keep)
+                    logits_to_keep=keep, **_routed([groups[r][2] for r in batch]))
         logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu()
         for b, r in enumerate(batch):
             i, cont = groups[r][1][0]
@@ -95,8 +104,9 @@ def _score_from_shared_context(model: Any, tokenizer: Any, groups: list, batch_s
     order = sorted(range(len(groups)), key=lambda g: -len(groups[g][0]))
     for batch in _batches(order, batch_size):
         ids, mask, positions = _left_padded([groups[g][0] for g in batch], pad)
+        routed = _routed([groups[g][2] for g in batch])
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    use_cache=True, logits_to_keep=1)
+                    use_cache=True, logits_to_keep=1, **routed)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # predicts every first token
         owner = [b for b, g in enumerate(batch) for _ in groups[g][1]]
         requests = [req for g in batch for req in groups[g][1]]
@@ -113,7 +123,8 @@ def _score_from_shared_context(model: Any, tokenizer: Any, groups: list, batch_s
             full_mask = torch.cat([mask[owner], feed_mask], dim=1)
             feed_positions = positions[owner, -1:] + 1 + torch.arange(longest - 1)
             out = model(input_ids=feed.to(device), attention_mask=full_mask.to(device),
-                        position_ids=feed_positions.to(device), past_key_values=cache, use_cache=True)
+                        position_ids=feed_positions.to(device), past_key_values=cache, use_cache=True,
+                        **_routed([groups[batch[b]][2] for b in owner]))
             rest = torch.log_softmax(out.logits.float(), dim=-1).cpu()
         for r, (i, cont) in enumerate(requests):
             total = first[owner[r], cont[0]]
@@ -126,8 +137,12 @@ def _score_from_shared_context(model: Any, tokenizer: Any, groups: list, batch_s
 
 @torch.inference_mode()
 def generate(model: Any, tokenizer: Any, contexts: Sequence[str], max_new_tokens: int = 256,
-             stop: Sequence[str] = (), batch_size: int = 16, progress: Progress | None = None) -> list[str]:
-    """Greedy completions, cut at the first stop sequence (the end-of-turn token always stops)."""
+             stop: Sequence[str] = (), batch_size: int = 16, progress: Progress | None = None,
+             adapters: Sequence[str] | None = None) -> list[str]:
+    """Greedy completions, cut at the first stop sequence (the end-of-turn token always stops).
+
+    `adapters` (one PEFT adapter name per context) routes each row through its own adapter.
+    """
     device = next(model.parameters()).device
     encoded = [_encode(tokenizer, c) for c in contexts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
@@ -140,7 +155,7 @@ def generate(model: Any, tokenizer: Any, contexts: Sequence[str], max_new_tokens
         for row, i in enumerate(batch):
             ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
             mask[row, width - len(encoded[i]):] = 1
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = _routed([adapters[i] for i in batch] if adapters else [])
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
         generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
@@ -215,22 +230,31 @@ def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
     `template` names the prompt template that frames each question (`tasks.prompts.TEMPLATES`).
     """
     contexts = [render_context(task, e, tokenizer, template) for e in examples]
-    scores: dict[str, list[float]] = {m: [] for m in task.metrics}
-    outputs: list[str] = []
-    choice_logprobs: list[list[float]] = []
     if task.output_type == "multiple_choice":
         pairs = [(c, choice) for c, e in zip(contexts, examples) for choice in e.choices]
         per_choice = loglikelihood(model, tokenizer, pairs, batch_size=batch_size * 2, progress=progress)
+        return scored(task, examples, split, per_choice=per_choice)
+    outputs = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens or task.max_new_tokens,
+                       stop=task.stop, batch_size=batch_size, progress=progress)
+    return scored(task, examples, split, outputs=outputs)
+
+
+def scored(task: Task, examples: Sequence[Example], split: str, *, per_choice: Sequence[float] = (),
+           outputs: Sequence[str] = ()) -> TaskEvaluation:
+    """The evaluation of a task from the model's raw answers: every choice's log-likelihood, flat
+    in example order (multiple choice), or one completion per example (generation)."""
+    scores: dict[str, list[float]] = {m: [] for m in task.metrics}
+    choice_logprobs: list[list[float]] = []
+    if task.output_type == "multiple_choice":
         at = 0
         for e in examples:
-            choice_logprobs.append(per_choice[at : at + len(e.choices)])
+            choice_logprobs.append(list(per_choice[at : at + len(e.choices)]))
             at += len(e.choices)
             row = score_choices(e, choice_logprobs[-1])
             for m in task.metrics:
                 scores[m].append(row[m])
     else:
-        outputs = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens or task.max_new_tokens,
-                           stop=task.stop, batch_size=batch_size, progress=progress)
+        outputs = list(outputs)
         many = getattr(task, "score_many", None)
         rows = many(list(examples), outputs) if many else [task.score(e, o) for e, o in zip(examples, outputs)]
         for row in rows:
@@ -239,5 +263,5 @@ def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
     weights = {m: [task.example_weight(e, m) for e in examples] for m in task.metrics}
     weights = {m: w for m, w in weights.items() if any(x != 1.0 for x in w)}
     predictions = [max(range(len(lps)), key=lps.__getitem__) for lps in choice_logprobs]
-    return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, outputs, weights,
+    return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, list(outputs), weights,
                           choice_logprobs, predictions)
