@@ -25,21 +25,11 @@ from transferlab.engine.imports import detect, import_any
 from transferlab.engine.lm_eval import INDEX, Labels
 from transferlab.engine.store import RESULT_COLUMNS, ResultRow, Store
 from transferlab.stats import bootstrap_mean, paired_difference, paired_ratio
+from seed_tables import SEED_000
 
 BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DATE = "2025-03-01T12-00-00.123456"
 
-# Seed 000's published main table (Qwen2.5-3B -> Llama-3.2-3B), as its report prints it.
-SEED_000 = """\
-| Domain | Task | base_Y | mean | global_ridge | pertensor_ridge | topk8_global_ridge | topk8_pertensor_ridge | pertensor_mlp | oracle | gap_recovered |
-|---|---|---|---|---|---|---|---|---|---|---|
-| math | gsm_hard | 0.057 | 0.063 | 0.053 | 0.057 | 0.050 | 0.047 | 0.067 | 0.073 | 0.600 |
-| math | math_algebra_medium | 0.093 | 0.100 | 0.093 | 0.100 | 0.103 | 0.103 | 0.093 | 0.097 | 3.000 |
-| code | humaneval_plus | 0.079 | 0.085 | 0.067 | 0.067 | 0.067 | 0.067 | 0.073 | 0.067 | -0.500 |
-| code | mbpp_plus | 0.217 | 0.207 | 0.217 | 0.210 | 0.213 | 0.203 | 0.200 | 0.220 | 0.000 |
-| science | arc_challenge | 0.706 | 0.732 | 0.706 | 0.706 | 0.706 | 0.706 | 0.726 | 0.726 | 1.333 |
-| science | mmlu_college_chemistry | 0.375 | 0.375 | 0.375 | 0.375 | 0.375 | 0.375 | 0.250 | 0.375 | NA |
-"""
 # ... and as the seed's text stores it: the whole report on one line.
 SEED_000_TEXT = ("# Cross-Model LoRA Adapter Translation **Models:** X=`Qwen/Qwen2.5-3B-Instruct` ## Experiment 1 — Main "
                  "table " + " ".join(SEED_000.splitlines()) + " ## Success criteria - Best learned method minus mean "

@@ -199,7 +199,7 @@ def test_diverging_policy_stops_the_job_without_an_adapter(tiny, tmp_path):
 
 
 def test_bad_configs_and_tasks_are_clear_errors(tiny, tmp_path):
-    with pytest.raises(TransferlabError, match="group_size >= 2"):
+    with pytest.raises(TransferlabError, match="group_size must be an integer >= 2"):
         GRPOConfig(group_size=1)
     with pytest.raises(TransferlabError, match="temperature"):
         GRPOConfig(temperature=0)

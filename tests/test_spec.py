@@ -99,7 +99,7 @@ def test_good_spec_parses_with_defaults():
     (GOOD.replace("models: [smollm2-135m]", "models: [smollm-135m]"), r"s.yaml:2: models.0: unknown model"),
     (GOOD.replace("eval_examples: 5", "eval_examples: -5"), r"s.yaml:11: budgets.eval_examples: expected a non-negative"),
     (GOOD + "conditions: [baseline, trnsfer]\n", r"s.yaml:12: conditions.1: unknown condition 'trnsfer'"),
-    (GOOD.replace("    rank: 4", "    rank: 0"), r"s.yaml:5: learners.0: LoRA rank"),
+    (GOOD.replace("    rank: 4", "    rank: 0"), r"s.yaml:7: learners.0.rank: rank must be an integer in \[1, 4096\], got 0"),
     ("models: [smollm2-135m]\n", r"missing required field 'tasks'"),
     (GOOD + "conditions: [baseline, sequential]\n", r"s.yaml:12: conditions: sequential and joint cost one training"),
     (GOOD + "conditions: [joint]\npairs: [[cities, citys]]\n", r"s.yaml:13: pairs.0.1: unknown task 'citys'"),
@@ -129,3 +129,11 @@ def test_study_kind_picks_the_runner_and_suggests_on_typos(tmp_path):
         study_kind(spec)
     with pytest.raises(TransferlabError, match="does not exist"):
         study_kind(tmp_path / "missing.yaml")
+
+
+def test_a_single_module_name_is_a_one_element_list_and_aliases_within_limits_load():
+    text = ("models: [smollm2-135m]\ntasks: [cities]\nlearners:\n  - &base {name: a, target_modules: q_proj, rank: 4}\n"
+            "  - {<<: *base, name: b}\n")
+    spec = parse_spec(text, "s.yaml")
+    assert [l.train.target_modules for l in spec.learners] == [("q_proj",), ("q_proj",)]
+    assert [l.train.rank for l in spec.learners] == [4, 4]

@@ -83,3 +83,50 @@ def test_every_task_declares_its_chance_level(tmp_path):
 
     register_task_file(spec)
     assert get_task("chance-task").chance_level() == 0.4
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("Review: {{ text }}", "Review: great"),
+    ("{% for c in choices %}{{ loop.index }}. {{ c }}\n{% endfor %}", "1. no\n2. yes\n"),
+    ("{{ text | upper }} {{ text ~ '!' }} {{ '%03d' % n }} {{ '{:,}'.format(1234567) }}", "GREAT great! 007 1,234,567"),
+    ("{{ choices | join(' / ') }} {{ text | replace('e', 'E') }} {{ (n * 2) ** 3 }}", "no / yes grEat 2744"),
+    ("{% if n > 3 %}big{% else %}small{% endif %} {{ range(3) | list | sum }}", "big 3"),
+    ("{{ ('x' * 10) | center(14) }}|{{ text | truncate(9) }}", "  xxxxxxxxxx  |great"),
+])
+def test_templates_keep_what_tasks_use(template, expected):
+    from transferlab.tasks.templates import BoundedTemplate
+
+    row = {"text": "great", "choices": ["no", "yes"], "n": 7}
+    assert BoundedTemplate(template, "prompt", "t.yaml").render(row) == expected
+
+
+@pytest.mark.parametrize("template, problem", [
+    ("{{ 'x' * 10**9 }}", "a repetition of 1,000,000,000"),
+    ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", "loop steps"),
+    ("{% set s = 'x' * 999999 %}{{ s ~ s }}", "a concatenation"),
+    ("{{ 10 ** (10 ** 10) }}", "bits"),
+    ("{{ 'x' | center(10**9) }}", "an argument of 1,000,000,000"),
+    ("{{ '{:>999999999}'.format(1) }}", "a format with a width"),
+    ("{{ ('a\\n' * 400000) | indent(1000) }}", "the result of |indent"),
+    ("{{ txet }}", "UndefinedError: 'txet' is undefined"),
+    ("{{ ''.__class__ }}", "SecurityError"),
+])
+def test_templates_refuse_what_no_prompt_needs_in_one_line_and_fast(template, problem):
+    import time
+
+    from transferlab.tasks.templates import BoundedTemplate
+
+    start = time.perf_counter()
+    with pytest.raises(TransferlabError, match="t.yaml: prompt \\(row 3\\)") as err:
+        BoundedTemplate(template, "prompt", "t.yaml").render({"text": "great"}, " (row 3)")
+    assert problem in str(err.value) and "\n" not in str(err.value)
+    assert time.perf_counter() - start < 5
+
+
+def test_a_single_name_is_a_one_element_list_never_its_letters(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"q": "a?", "label": 0}\n')
+    path = tmp_path / "t.yaml"
+    path.write_text("name: one-stop\noutput_type: generate\nsource: d.jsonl\nprompt: '{{ q }}'\ntarget: x\n"
+                    "stop: '###'\nmetrics: contains\n")
+    task = load_task_file(path)
+    assert task.stop == ("###",) and task.metrics == ("contains",)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -96,8 +95,9 @@ def models_info(name: str = typer.Argument("smollm2-135m", help="Model reference
                 device: str = typer.Option("auto", help="cpu, cuda, or auto."),
                 dtype: str = typer.Option("auto", help="float32, bfloat16, float16, or auto.")) -> None:
     """Load a model and show its architecture, size, identity and load time."""
-    from transferlab.models import load
+    from transferlab.models import check_device, load
 
+    check_device(device, dtype)
     m = load(name, device=device, dtype=dtype)
     cfg = m.model.config
     params = sum(p.numel() for p in m.model.parameters())
@@ -153,7 +153,7 @@ def tasks_show(name: str, include: Optional[list[Path]] = IncludeOpt) -> None:
 
 @tasks_app.command("preview")
 def tasks_preview(name: str, split: str = typer.Option("test", help="train, dev or test."),
-                  n: int = typer.Option(2, help="How many examples."),
+                  n: int = typer.Option(2, min=0, help="How many examples."),
                   model: Optional[str] = typer.Option(None, help="Render with this model's chat template."),
                   include: Optional[list[Path]] = IncludeOpt) -> None:
     """Show the first examples of a split as the model sees them."""
@@ -181,10 +181,10 @@ def evaluate(task: str = typer.Argument(..., help="Task name."),
              model: str = typer.Option("smollm2-135m", help="Model reference."),
              adapter: Optional[Path] = typer.Option(None, help="A PEFT adapter directory to apply."),
              split: str = typer.Option("test", help="train, dev or test."),
-             limit: int = typer.Option(0, help="Evaluate only the first N examples (0 = all)."),
-             batch_size: int = typer.Option(16, help="Examples per batch."),
-             max_new_tokens: int = typer.Option(0, help="Cap on generated tokens (0 = the task's own)."),
-             bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the CI."),
+             limit: int = typer.Option(0, min=0, help="Evaluate only the first N examples (0 = all)."),
+             batch_size: int = typer.Option(16, min=1, help="Examples per batch."),
+             max_new_tokens: int = typer.Option(0, min=0, help="Cap on generated tokens (0 = the task's own)."),
+             bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples for the CI."),
              device: str = typer.Option("auto"), dtype: str = typer.Option("auto"),
              save: Optional[Path] = typer.Option(None, help="Write per-example scores and outputs to this JSON."),
              include: Optional[list[Path]] = IncludeOpt) -> None:
@@ -221,24 +221,26 @@ def evaluate(task: str = typer.Argument(..., help="Task name."),
 def train(task: str = typer.Argument(..., help="Source task to train on (its train split)."),
           out_dir: Path = typer.Option(..., "--out", help="Where to save the PEFT adapter."),
           model: str = typer.Option("smollm2-135m", help="Model reference."),
-          examples: int = typer.Option(256, help="Training examples (0 = the whole train split)."),
-          steps: int = typer.Option(0, help="Optimizer steps (0 = one epoch)."),
-          rank: int = typer.Option(8), alpha: int = typer.Option(16),
+          examples: int = typer.Option(256, min=0, help="Training examples (0 = the whole train split)."),
+          steps: int = typer.Option(0, min=0, help="Optimizer steps (0 = one epoch)."),
+          rank: int = typer.Option(8, min=1, max=4096), alpha: int = typer.Option(16, min=1),
           target_modules: str = typer.Option("q_proj,v_proj", help="Comma-separated module names."),
-          learning_rate: float = typer.Option(2e-4), batch_size: int = typer.Option(8),
-          seed: int = typer.Option(0), device: str = typer.Option("auto"), dtype: str = typer.Option("auto"),
+          learning_rate: float = typer.Option(2e-4), batch_size: int = typer.Option(8, min=1),
+          seed: int = typer.Option(0, min=0), device: str = typer.Option("auto"), dtype: str = typer.Option("auto"),
           include: Optional[list[Path]] = IncludeOpt) -> None:
     """Train one LoRA adapter with SFT (loss on the answer tokens only) and save it in PEFT format."""
     from rich.progress import Progress
 
-    from transferlab.models import load
+    from transferlab.models import check_device, load
     from transferlab.tasks import get_task
     from transferlab.learn.sft import TrainConfig, train_lora
 
+    check_device(device, dtype)
     _include(include)
     t = get_task(task)
     chosen = t.examples("train")[: examples or None]
-    config = TrainConfig(rank=rank, alpha=alpha, target_modules=tuple(target_modules.split(",")),
+    modules = tuple(m.strip() for m in target_modules.split(",") if m.strip())
+    config = TrainConfig(rank=rank, alpha=alpha, target_modules=modules,
                          learning_rate=learning_rate, steps=steps, batch_size=batch_size, seed=seed)
     m = load(model, device=device, dtype=dtype)
     with Progress(console=err) as bars:
@@ -250,26 +252,9 @@ def train(task: str = typer.Argument(..., help="Source task to train on (its tra
 
 
 # ---- studies -----------------------------------------------------------------------------
-@app.command()
-def run(spec: Path = typer.Argument(..., help="Experiment spec (YAML); its `study:` field (transfer, probes, "
-                                              "translation) picks the runner."),
-        output: Optional[Path] = typer.Option(None, "--out", help="Override the spec's output directory."),
-        no_report: bool = typer.Option(False, help="Skip drawing the report."),
-        dry_run: bool = typer.Option(False, help="Print the plan and stop.")) -> None:
-    """Run an experiment spec; only missing jobs run, so a killed run resumes where it stopped."""
-    from transferlab.engine.studies import runner, study_kind
+from transferlab.engine.run_command import run  # noqa: E402  (kept out of this module, as `results import`)
 
-    from transferlab.engine.rebuild import remember_spec
-
-    kind = study_kind(spec)
-    if kind == "transfer":
-        from transferlab.transfer.study import run_spec
-
-        where = run_spec(spec, output, dry_run, console=err, report=not no_report)
-    else:
-        where = runner(kind)(spec, output, dry_run, err)
-    if where is not None:
-        remember_spec(Path(where), spec)
+app.command()(run)
 
 
 def _report(run_dir: Path, title: str) -> list[Path]:
@@ -389,11 +374,6 @@ def results_rebuild(run_dir: Path = typer.Argument(..., help="A run's output dir
 
 
 def main() -> None:
-    try:
-        app()
-    except TransferlabError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted: finished jobs are kept; run the same command again to resume")
-        sys.exit(130)
+    from transferlab.entry import run_app
+
+    run_app(app, err)

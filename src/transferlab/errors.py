@@ -9,6 +9,18 @@ from collections.abc import Iterable
 class TransferlabError(Exception):
     """An error caused by the user's input or environment, shown as one line without a traceback."""
 
+    exit_code = 2  # the command line's exit status (`transferlab.entry`)
+
+
+class JobsFailed(TransferlabError):
+    """A run finished, but some of its jobs failed: what finished is kept, and the exit status is 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, run_dir: object = None):
+        super().__init__(message)
+        self.run_dir = run_dir
+
 
 def closest(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     """The valid names most similar to `name`, best first."""

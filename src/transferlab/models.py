@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferlab.constraints import Matches, Options
 from transferlab.errors import TransferlabError, missing_package, unknown_name
 from transferlab.packages import package_file
 from transferlab.settings import cache_dir
@@ -218,11 +219,26 @@ def _check_space(directory: Path, need_bytes: int) -> None:
         )
 
 
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+# What a spec's or a command's `device` and `dtype` take, checked before anything loads.
+DEVICE = Matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
+DTYPE = Options(DTYPES)
+
+
+def check_device(device: str | None, dtype: str | None = None) -> None:
+    """A one-line error for a device or dtype name that does not exist, before anything loads."""
+    if device is not None:
+        DEVICE.normalise("device", device)
+    if dtype is not None:
+        DTYPE.normalise("dtype", dtype)
+
+
 def pick_device(device: str | None = None) -> str:
     """CUDA when present, else CPU, unless the user says otherwise."""
     import torch
 
     if device and device != "auto":
+        DEVICE.normalise("device", device)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise TransferlabError(f"device {device!r} requested but CUDA is not available: use --device cpu")
         return device

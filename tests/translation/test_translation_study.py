@@ -105,7 +105,7 @@ def test_dry_run_prints_the_plan_and_an_estimate(study, capsys):
     ("methods: [mean, globl_ridge]", r"spec.yaml:\d+: methods.1: unknown translation method 'globl_ridge': did you mean 'global_ridge'"),
     ("top_k: 9", r"spec.yaml:\d+: top_k: top_k=9 needs at least 10 anchor tasks"),
     ("domains: {a: [toy-a, toy-b], b: [toy-b, toy-c]}", r"domains.b.0: task 'toy-b' is already in domain 'a'"),
-    ("anchor: {rank: 0}", r"spec.yaml:\d+: anchor: LoRA rank and alpha must be positive"),
+    ("anchor: {rank: 0}", r"spec.yaml:\d+: anchor.rank: rank must be an integer in \[1, 4096\], got 0"),
     ("expriments: {}", r"unknown field 'expriments': did you mean 'experiments'"),
     ("experiments: {scaling: {anchor_counts: [2]}}", r"experiments.scaling.anchor_counts: expected a list of integers >= 3"),
     ("min_effect: -0.1", r"spec.yaml:\d+: min_effect: min_effect must be a positive number .*got -0.1$"),

@@ -100,7 +100,7 @@ def detect(path: Path, columns: dict[str, str] | None = None) -> str:
             first = next((line for line in handle if line.strip()), b"")
         try:
             record = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if isinstance(record, dict) and "doc_id" in record:
             return "lm-eval-samples"
@@ -194,8 +194,12 @@ def import_files(run_dir: Path, found: list[tuple[Path, str]], labels: Labels = 
         if s.skipped:
             done.notes.append(f"{s.source}: {', '.join(s.skipped)} left out (per-document values that are not numbers, "
                               "a corpus-level metric: its results JSON row carries it)")
-    store = Store(run_dir)
     rows = [r for r, _ in json_rows + tidy_rows]
+    if not rows and not batch:
+        names = ", ".join(path.name for path, _ in found)
+        raise TransferlabError(f"{names}: no result rows to import (a header alone, or no numeric metrics); "
+                               "nothing was imported")
+    store = Store(run_dir)
     if batch:
         index = store_samples(store, run_dir, batch)
         rows += sample_rows(store, index, labels.resamples)

@@ -141,6 +141,8 @@ def _load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=pairs)
     except ValueError as err:
         raise TransferlabError(f"{path.name}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise TransferlabError(f"{path.name}: not valid JSON for lm-eval (nested too deeply)") from None
 
 
 def read_results_json(path: Path, labels: Labels) -> list[ResultRow]:
@@ -217,14 +219,18 @@ def read_samples(path: Path, labels: Labels) -> Samples:
     shown: dict[int, tuple[str, str, str]] = {}  # doc_id -> (output, prompt, target) of its first filter
     seen: list[tuple[tuple, str]] = []
     skipped: set[str] = set()
-    for line_no, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise refuse(path.name, f"not UTF-8 text (byte {err.start})") from None
+    for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path.name} line {line_no}"
         try:
             record = json.loads(line)
-        except ValueError as err:
-            raise refuse(where, f"not a JSON record ({err})") from None
+        except (ValueError, RecursionError) as err:
+            raise refuse(where, f"not a JSON record ({'nested too deeply' if isinstance(err, RecursionError) else err})") from None
         if not isinstance(record, dict) or "doc_id" not in record:
             raise refuse(where, "a record without doc_id: not an lm-eval samples line")
         doc = integer(record["doc_id"], "doc_id", where)

@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from transferlab import safe_yaml
+from transferlab.constraints import Interval, Text
+from transferlab.models import DEVICE, DTYPE
 from transferlab.errors import TransferlabError, closest
 
 
@@ -31,30 +34,33 @@ class Budgets:
 
 
 class Located:
-    """Maps a field path like ('learners', 0, 'rank') to its line in the file."""
+    """Maps a field path like ('learners', 0, 'rank') to its line in the file; `data` is the
+    document as `yaml.safe_load` gives it, read once under the limits of `safe_yaml` (size,
+    nesting, alias expansion). An alias is not walked again: its fields take the alias's line."""
 
     def __init__(self, filename: str, text: str):
         self.filename = filename
         self.lines: dict[tuple[Any, ...], int] = {}
         try:
-            root = yaml.compose(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = mark.line + 1 if mark else 1
-            raise SpecError(f"{filename}:{line}: not valid YAML: {getattr(err, 'problem', err)}") from None
+            root, self.data = safe_yaml.load(text, filename)
+        except TransferlabError as err:
+            raise SpecError(str(err)) from None
         if root is not None:
-            self._walk(root, ())
+            self._walk(root, (), set())
 
-    def _walk(self, node: Any, path: tuple[Any, ...]) -> None:
+    def _walk(self, node: Any, path: tuple[Any, ...], seen: set[int]) -> None:
         self.lines[path] = node.start_mark.line + 1
+        if id(node) in seen:  # an alias: the node was walked where its anchor is
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                self.lines[(*path, key.value)] = key.start_mark.line + 1
-                self._walk(value, (*path, key.value))
-                self.lines[(*path, key.value)] = key.start_mark.line + 1
+                field = key.value if isinstance(key, yaml.ScalarNode) else id(key)
+                self._walk(value, (*path, field), seen)
+                self.lines[(*path, field)] = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                self._walk(item, (*path, i))
+                self._walk(item, (*path, i), seen)
 
     def error(self, path: tuple[Any, ...], message: str) -> SpecError:
         line = self.lines.get(path) or self.lines.get(path[:-1]) or 1
@@ -121,3 +127,48 @@ def coerce_numbers(item: dict[str, Any], config_class: type) -> dict[str, Any]:
     return out
 
 
+
+
+def checked(data: dict[str, Any], constraints: dict[str, Any], at: Located,
+            path: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """`data` with each field `constraints` declares (`transferlab.constraints`) checked and
+    normalised; the first bad one is an error at its line."""
+    out = dict(data)
+    for key, constraint in constraints.items():
+        if key in data:
+            try:
+                out[key] = constraint.normalise(key, data[key])
+            except TransferlabError as err:
+                raise at.error((*path, key), str(err)) from None
+    return out
+
+
+def config_from(config_class: type, item: dict[str, Any], path: tuple[Any, ...], at: Located) -> Any:
+    """A training config built from a spec's mapping: unknown keys and bad values are errors at
+    their line (an error that names one field, e.g. "rank must be ...", points at that field)."""
+    check_keys(item, {f.name for f in dataclasses.fields(config_class)}, path, at)
+    item = coerce_numbers(item, config_class)
+    try:
+        return config_class(**item)
+    except (TransferlabError, TypeError) as err:
+        named = next((k for k in item if str(err).startswith(f"{k} ")), None)
+        raise at.error((*path, named) if named else path, str(err)) from None
+
+
+# The fields every study's spec shares, with their declared types and bounds.
+COMMON_FIELDS: dict[str, Any] = {"name": Text(empty=False), "output": Text(empty=False), "artifacts": Text(empty=False),
+                                 "bootstrap": Interval(int, 1, 100_000), "device": DEVICE, "dtype": DTYPE}
+
+
+def parse_budgets(data: Any, at: Located) -> Budgets:
+    """The `budgets:` mapping: each a non-negative integer (0 = all / the task's own), eval_batch_size >= 1."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise at.error(("budgets",), "expected a mapping such as {train_examples: 256, eval_examples: 200}")
+    check_keys(data, {f.name for f in dataclasses.fields(Budgets)}, ("budgets",), at)
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
+    if data.get("eval_batch_size") == 0:
+        raise at.error(("budgets", "eval_batch_size"), "expected a positive integer, got 0")
+    return Budgets(**data)

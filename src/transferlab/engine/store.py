@@ -88,6 +88,65 @@ def _is_corruption(err: sqlite3.DatabaseError) -> bool:
     return type(err) is sqlite3.DatabaseError or "malformed" in str(err) or "not a database" in str(err)
 
 
+def _is_foreign(err: Exception) -> bool:
+    """A database whose tables are not the ones transferlab writes (another tool's file, an old layout)."""
+    text = str(err)
+    return any(p in text for p in ("no such column", "no such table", "has no column named", "table results has"))
+
+
+@contextmanager
+def open_db(db_path: Path, root: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to a run's results.sqlite, in one transaction (committed on success); a damaged
+    file, or one whose tables are not transferlab's, is a one-line error naming `results rebuild`."""
+    try:
+        db = sqlite3.connect(db_path, timeout=60)
+    except sqlite3.Error as err:
+        raise TransferlabError(f"cannot open {db_path}: {err}") from None
+    try:
+        with db:  # one transaction: committed on success, rolled back on error
+            yield db
+    except sqlite3.DatabaseError as err:
+        if _is_corruption(err):
+            raise TransferlabError(f"{db_path} is corrupted ({err}): recreate it from the stored artifacts "
+                                   f"with `transferlab results rebuild {root}`") from None
+        if isinstance(err, sqlite3.OperationalError) and "unable to open" in str(err):
+            raise TransferlabError(f"cannot open {db_path}: {err}") from None
+        if not _is_foreign(err):
+            raise
+        raise _foreign(db_path, root, err) from None
+    except Exception as err:
+        if type(err).__module__.startswith("pandas") and _is_foreign(err):  # pandas.read_sql's wrapper
+            raise _foreign(db_path, root, err) from None
+        raise
+    finally:
+        db.close()
+
+
+def _foreign(db_path: Path, root: Path, err: Exception) -> TransferlabError:
+    detail = str(err).rsplit(":", 1)[-1].strip()
+    return TransferlabError(f"{db_path} is not a transferlab results database ({detail}): recreate it from the "
+                            f"stored artifacts with `transferlab results rebuild {root}`")
+
+
+SCHEMA = {"results": RESULT_COLUMNS, "jobs": ("key", "kind", "status", "detail", "seconds")}
+
+
+def _check_schema(db: sqlite3.Connection, db_path: Path, root: Path, existing: bool) -> None:
+    """Refuse, before anything is written to it, a database whose tables are not transferlab's:
+    another tool's file, or (for a read-only command) one with no results table at all."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if existing and "results" not in tables:
+        raise TransferlabError(f"{db_path} holds no results table: give the output directory of a run, or "
+                               f"recreate it from the stored artifacts with `transferlab results rebuild {root}`")
+    for table, columns in SCHEMA.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")} if table in tables else set(columns)
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise TransferlabError(f"{db_path} is not a transferlab results database (its {table} table lacks "
+                                   f"{', '.join(missing)}): recreate it from the stored artifacts with "
+                                   f"`transferlab results rebuild {root}`")
+
+
 def temp_name(key: str) -> str:
     """The name of an artifact being written: host and pid say whether its writer still lives."""
     return f".{key}.{socket.gethostname()}-{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
@@ -110,6 +169,7 @@ class Store:
         self._verified: dict[Path, tuple] = {}  # artifact -> its files' (size, mtime) when last hashed intact
         self.notices: list[str] = []  # what the store found and healed (corrupt artifacts), for the run to print
         with self._db() as db:
+            _check_schema(db, self.db_path, self.root, existing=not create)
             db.execute(f"""CREATE TABLE IF NOT EXISTS results (
                 model TEXT, learner TEXT, trained_on TEXT, evaluated_on TEXT, condition TEXT, seed INTEGER,
                 metric TEXT, value REAL, n INTEGER, ci_low REAL, ci_high REAL, updated REAL,
@@ -128,22 +188,8 @@ class Store:
         """The store of a finished or running run, for read-only commands: never creates one."""
         return cls(root, create=False)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.db_path, timeout=60)
-        except sqlite3.Error as err:
-            raise TransferlabError(f"cannot open {self.db_path}: {err}") from None
-        try:
-            with db:  # one transaction: committed on success, rolled back on error
-                yield db
-        except sqlite3.DatabaseError as err:
-            if not _is_corruption(err):
-                raise
-            raise TransferlabError(f"{self.db_path} is corrupted ({err}): recreate it from the stored artifacts "
-                                   f"with `transferlab results rebuild {self.root}`") from None
-        finally:
-            db.close()
+    def _db(self) -> Any:
+        return open_db(self.db_path, self.root)
 
     # ---- artifacts -------------------------------------------------------------------
     def path(self, kind: str, key: str) -> Path:

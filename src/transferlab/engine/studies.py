@@ -11,8 +11,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
+from transferlab import safe_yaml
 from transferlab.errors import TransferlabError, closest
 
 # kind -> module that defines `run_spec(path, output, dry_run, console, executor=None) -> Path | None`
@@ -25,16 +24,15 @@ STUDY_RUNNERS = {
 
 class StudyRunner(Protocol):
     def __call__(self, path: Path, output: Path | None, dry_run: bool, console: Any,
-                 executor: Any = None) -> Path | None: ...
+                 executor: Any = None, **options: Any) -> Path | None: ...
 
 
 def study_kind(path: Path) -> str:
     """The `study:` field of a spec file ('transfer' when absent), checked against the known kinds."""
-    if not path.exists():
-        raise TransferlabError(f"spec file {path} does not exist")
+    text = safe_yaml.read_text(path, "spec file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
+        data = safe_yaml.load(text, str(path))[1] or {}
+    except TransferlabError:
         return "transfer"  # the transfer spec parser reports the YAML error with its line
     kind = data.get("study", "transfer") if isinstance(data, dict) else "transfer"
     if kind not in STUDY_RUNNERS:

@@ -37,17 +37,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from transferlab import adapters
+from transferlab.constraints import Flag, Interval, Text, check_params
 from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.learn.curve import LearningCurve, check_curve_settings
 from transferlab.learn.rollouts import Rollout, sample_groups, score_groups, set_advantages
-from transferlab.learn.sft import DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
+from transferlab.learn.sft import LORA_PARAMS, DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
 @dataclass(frozen=True)
@@ -77,23 +78,19 @@ class GRPOConfig(LoraAdapterSettings):
     eval_every: int = 0  # learning curve: score the dev split every k steps (0 = no curve); see learn/curve.py
     eval_examples: int = 64  # dev examples scored (greedy, the task's primary metric) at each curve point
 
+    PARAMS: ClassVar[dict[str, Any]] = {
+        **LORA_PARAMS, "learning_rate": Interval(float, 0, None, closed="neither"), "steps": Interval(int, 1),
+        "prompts_per_step": Interval(int, 1), "group_size": Interval(int, 2), "max_new_tokens": Interval(int, 0),
+        "temperature": Interval(float, 0, None, closed="neither"), "top_p": Interval(float, 0, 1, closed="right"),
+        "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
+        "inner_steps": Interval(int, 1), "normalize_advantages": Flag(), "reward_metric": Text(),
+        "train_batch_size": Interval(int, 1), "warmup_ratio": Interval(float, 0, 1, closed="left"),
+        "min_lr_ratio": Interval(float, 0, 1), "weight_decay": Interval(float, 0), "grad_clip": Interval(float, 0),
+        "max_prompt_len": Interval(int, 8), "seed": Interval(int, 0)}  # eval_every, eval_examples: check_curve_settings
+
     def __post_init__(self) -> None:
-        if self.rank < 1 or self.alpha <= 0:
-            raise TransferlabError(f"LoRA rank and alpha must be positive, got rank={self.rank}, alpha={self.alpha}")
-        if self.learning_rate <= 0 or self.steps < 1:
-            raise TransferlabError("GRPO needs learning_rate > 0 and steps >= 1")
-        if self.prompts_per_step < 1 or self.group_size < 2:
-            raise TransferlabError(f"GRPO needs prompts_per_step >= 1 and group_size >= 2 (advantages are relative "
-                                   f"to the group), got {self.prompts_per_step} and {self.group_size}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise TransferlabError(f"GRPO samples: temperature must be > 0 and top_p in (0, 1], "
-                                   f"got {self.temperature} and {self.top_p}")
-        if self.kl_coef < 0 or self.clip_eps <= 0 or self.inner_steps < 1 or self.train_batch_size < 1:
-            raise TransferlabError("kl_coef must be >= 0, clip_eps > 0, inner_steps and train_batch_size >= 1")
-        if not 0 <= self.warmup_ratio < 1 or self.max_new_tokens < 0 or self.max_prompt_len < 8:
-            raise TransferlabError("warmup_ratio must be in [0, 1), max_new_tokens >= 0 and max_prompt_len >= 8")
+        check_params(self, self.PARAMS)  # group_size >= 2: advantages are relative to the group
         check_curve_settings(self.eval_every, self.eval_examples)
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
 
 # --- the policy loss --------------------------------------------------------------------

@@ -16,15 +16,21 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
 from transferlab import adapters
+from transferlab.constraints import Interval, Names, check_params
 from transferlab.errors import TransferlabError
 from transferlab.learn.curve import CURVE_FIELDS, LearningCurve, check_curve_settings
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
+
+
+# The declared types and bounds of the shared fields (`constraints`); each config adds its own.
+LORA_PARAMS: dict[str, Any] = {"rank": Interval(int, 1, 4096), "alpha": Interval(float, 0, None, closed="neither"),
+                               "dropout": Interval(float, 0, 1, closed="left"), "target_modules": Names()}
 
 
 @dataclass(frozen=True)
@@ -71,18 +77,16 @@ class TrainConfig(LoraAdapterSettings):
     eval_every: int = 0  # learning curve: score the dev split every k steps (0 = no curve); see learn/curve.py
     eval_examples: int = 64  # dev examples scored at each curve point
 
-    def __post_init__(self) -> None:
-        if self.rank < 1 or self.alpha <= 0:
-            raise TransferlabError(f"LoRA rank and alpha must be positive, got rank={self.rank}, alpha={self.alpha}")
-        if self.learning_rate <= 0 or self.batch_size < 1 or self.max_seq_len < 8:
-            raise TransferlabError("learning_rate, batch_size and max_seq_len must be positive (max_seq_len >= 8)")
-        if self.steps < 0 or self.epochs <= 0:
-            raise TransferlabError("steps must be >= 0 and epochs > 0")
-        if not 0 <= self.warmup_ratio < 1:
-            raise TransferlabError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        check_curve_settings(self.eval_every, self.eval_examples)
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+    PARAMS: ClassVar[dict[str, Any]] = {
+        **LORA_PARAMS, "learning_rate": Interval(float, 0, None, closed="neither"), "steps": Interval(int, 0),
+        "epochs": Interval(float, 0, None, closed="neither"), "batch_size": Interval(int, 1),
+        "warmup_ratio": Interval(float, 0, 1, closed="left"), "min_lr_ratio": Interval(float, 0, 1),
+        "weight_decay": Interval(float, 0), "grad_clip": Interval(float, 0), "max_seq_len": Interval(int, 8),
+        "seed": Interval(int, 0)}  # eval_every, eval_examples: check_curve_settings
 
+    def __post_init__(self) -> None:
+        check_params(self, self.PARAMS)
+        check_curve_settings(self.eval_every, self.eval_examples)
 
 
 class DivergedError(TransferlabError):

@@ -80,6 +80,8 @@ def probes_run(
     from transferlab.probes.spec import CrossModelConfig, ProbeStudyConfig
     from transferlab.probes.study import run_probe_study
 
+    if threads < 0:
+        raise TransferlabError(f"--threads must be an integer >= 0, got {threads}")
     _threads(threads)
     cross = None
     if cross_models:
@@ -136,5 +138,5 @@ def probes_export(run_dir: Path = typer.Argument(...), path: Path = typer.Argume
     from transferlab.probes.results import ProbeResults
     from transferlab.engine.store import write_table
 
-    rows = write_table(ProbeResults(run_dir).frame(), path)
+    rows = write_table(ProbeResults.existing(run_dir).frame(), path)
     out.print(f"wrote {rows} rows to {path}")

@@ -115,7 +115,7 @@ def load_datasets(config: ProbeStudyConfig, names: tuple[str, ...],
 def plan_probes(config: ProbeStudyConfig, loaded: dict[str, Any] | None = None, say: Any = None) -> ProbePlan:
     """The whole study as jobs; raises on a bad layer or model before any work starts."""
     loaded = loaded or {}
-    config = config.checked()
+    config = config.checked(models=not loaded)
     datasets, audit = load_datasets(config, config.datasets, say)
     if not datasets:
         raise TransferlabError("no probe dataset could be loaded: " + "; ".join(

@@ -42,7 +42,7 @@ def _md_table(frame: Any, fmt: str = "{:.2f}") -> str:
 def write_report(root: Path, console: Any = None) -> list[Path]:
     """Draw every figure and write summary.md into ROOT/report/; returns the files written."""
     root = Path(root)
-    results = ProbeResults(root)
+    results = ProbeResults.existing(root)
     frame = results.frame()
     if frame.empty:
         raise TransferlabError(f"{root} holds no probe results: run `transferlab probes run --out {root}` first")

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from transferlab.engine.store import write_json
+from transferlab.engine.store import open_db, write_json
 from transferlab.errors import TransferlabError
 
 COLUMNS = ("model", "source_model", "algorithm", "layer", "trained_on", "evaluated_on", "split", "metric",
@@ -31,10 +29,14 @@ TABLES = ("probe_results", "probe_cross_model")  # the study; probes carried bet
 class ProbeResults:
     """Read and write the probes tables of one run directory."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, create: bool = True):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "results.sqlite"
+        if not create:  # read-only: the tables must be there, and nothing (not even a missing table) is written
+            if not has_probe_results(self.root):
+                raise TransferlabError(f"{self.root} holds no probe results: give the --out directory of `probes run`")
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             for table in TABLES:
                 db.execute(f"""CREATE TABLE IF NOT EXISTS {table} (
@@ -44,14 +46,13 @@ class ProbeResults:
             db.execute("""CREATE TABLE IF NOT EXISTS probe_skips (
                 model TEXT, trained_on TEXT, algorithm TEXT, layer INTEGER, reason TEXT)""")
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=60)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    @classmethod
+    def existing(cls, root: str | Path) -> ProbeResults:
+        """The probes tables of a finished run, for read-only commands: never creates a directory."""
+        return cls(root, create=False)
+
+    def _db(self) -> Any:
+        return open_db(self.db_path, self.root)
 
     def replace(self, model: str, source_model: str, rows: Iterable[tuple], skips: Iterable[tuple] = (),
                 table: str = "probe_results") -> int:
@@ -82,18 +83,30 @@ class ProbeResults:
         clause = " AND ".join(f"{k} = ?" for k in where)
         query = f"SELECT {', '.join(COLUMNS)} FROM {table}" + (f" WHERE {clause}" if clause else "")
         with self._db() as db:
+            if not _has_table(db, table):  # a run opened read-only, from before the table existed
+                return pd.DataFrame(columns=list(COLUMNS))
             return pd.read_sql_query(query, db, params=list(where.values()))
 
     def skips(self) -> Any:
         import pandas as pd
 
         with self._db() as db:
+            if not _has_table(db, "probe_skips"):
+                return pd.DataFrame(columns=list(SKIP_COLUMNS))
             return pd.read_sql_query(f"SELECT {', '.join(SKIP_COLUMNS)} FROM probe_skips", db)
 
     # ---- run settings ---------------------------------------------------------------------------
     def read_run(self) -> dict[str, Any]:
         path = self.root / RUN_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise TransferlabError(f"cannot read {path} ({err}): run the study again to rewrite it") from None
+        if not isinstance(run, dict):
+            raise TransferlabError(f"{path} is not a probe run's record (a JSON object): run the study again")
+        return run
 
     def update_run(self, **fields: Any) -> None:
         """Merge fields into probes_run.json atomically (temp file + rename)."""
@@ -130,9 +143,14 @@ def result_rows(model: str, source_model: str, bank: Any, evaluations: list[Any]
     return rows
 
 
+def _has_table(db: Any, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
 def has_probe_results(root: Path) -> bool:
-    if not (root / "results.sqlite").exists():
+    """Whether `root` holds a probes table with rows (a damaged database is a one-line error)."""
+    if not (root / "results.sqlite").is_file():
         return False
-    with sqlite3.connect(root / "results.sqlite") as db:
+    with open_db(root / "results.sqlite", root) as db:
         found = db.execute("SELECT name FROM sqlite_master WHERE name = 'probe_results'").fetchone()
         return bool(found) and bool(db.execute("SELECT 1 FROM probe_results LIMIT 1").fetchone())

@@ -21,10 +21,11 @@ from typing import Any
 
 from rich.console import Console
 
+from transferlab import safe_yaml
 from transferlab.engine.execute import Executor, LocalExecutor, RunReport
 from transferlab.engine.jobs import Runtime
 from transferlab.engine.store import MANIFEST, Store, check_writable, write_json
-from transferlab.errors import TransferlabError
+from transferlab.errors import JobsFailed, TransferlabError
 from transferlab.probes.plan import plan_probes
 from transferlab.probes.results import ProbeResults
 from transferlab.probes.spec import ProbeStudyConfig, parse_probe_spec
@@ -45,8 +46,8 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
     too: each is used instead of loading that model by name.
     """
     started = time.perf_counter()
-    config = config.checked()  # a bad name or protocol fails here, before any directory or job
     given = list(loaded) if isinstance(loaded, (list, tuple)) else [loaded] if loaded is not None else []
+    config = config.checked(models=not given)  # a bad value, name or protocol fails here, before any directory
     if given and given[0].name != config.model and not isinstance(loaded, (list, tuple)):
         config = dataclasses.replace(config, model=given[0].name)
     preloaded = {m.name: m for m in given}
@@ -70,7 +71,7 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
                                            for ds in plan.datasets},
         jobs={"ran": len(report.done), "reused": len(report.reused), "failed": len(report.failed)},
         wall_seconds=round(time.perf_counter() - started, 1), config=_jsonable(config))
-    _stop_on_failure(report, {job.key: job.label for job in plan.jobs})
+    _stop_on_failure(report, {job.key: job.label for job in plan.jobs}, root)
     _say(console, f"{rows} probe results written to {root / 'results.sqlite'} (table probe_results); "
                   f"ran {len(report.done)} jobs, reused {len(report.reused)}")
     if config.report:
@@ -81,16 +82,16 @@ def run_probe_study(config: ProbeStudyConfig, console: Any = None, command: str 
     return root
 
 
-def _stop_on_failure(report: RunReport, labels: dict[str, str]) -> None:
-    """The tables need every extraction and the scoring: name the job that broke them, in one line.
-    Every finished job is kept, so the next run after the fix does only what is missing."""
+def _stop_on_failure(report: RunReport, labels: dict[str, str], root: Path) -> None:
+    """The tables need every extraction and the scoring: name the job that broke them, in one line
+    (exit status 1). Every finished job is kept, so the next run after the fix does only what is missing."""
     if report.failed:
         key, why = next(iter(report.failed.items()))
         others = len(report.failed) - 1
-        raise TransferlabError(f"probe job '{labels.get(key, key)}' failed: {why}"
-                               + (f" (and {others} more)" if others else "")
-                               + f"; {len(report.skipped)} jobs that need it were skipped; fix it and run again "
-                               "(finished jobs are reused)")
+        raise JobsFailed(f"probe job '{labels.get(key, key)}' failed: {why}"
+                         + (f" (and {others} more)" if others else "")
+                         + f"; {len(report.skipped)} jobs that need it were skipped; see `transferlab results jobs "
+                         f"{root}`, fix it and run again (finished jobs are reused)", run_dir=root)
 
 
 def _seconds(store: Store, key: str) -> float:
@@ -108,9 +109,7 @@ def _jsonable(config: ProbeStudyConfig) -> dict[str, Any]:
 def run_spec(path: Path, output: Path | None, dry_run: bool, console: Any,
              executor: Executor | None = None) -> Path | None:
     """`transferlab run SPEC` for `study: probes` (the same as `transferlab probes run`, resumable)."""
-    if not path.exists():
-        raise TransferlabError(f"spec file {path} does not exist")
-    config = parse_probe_spec(path.read_text(), str(path))
+    config = parse_probe_spec(safe_yaml.read_text(path, "spec file"), str(path))
     if output is not None:
         config = dataclasses.replace(config, output=str(output))
     if dry_run:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from transferlab.errors import TransferlabError
+
 SPLITS = ("train", "dev", "test")
 OutputType = Literal["multiple_choice", "generate"]
 
@@ -59,6 +61,10 @@ def split_of(key: str, fractions: Sequence[float] = (0.5, 0.1, 0.4), salt: str =
     return SPLITS[-1]
 
 
+class UnknownSplit(TransferlabError, ValueError):
+    """A split name that is not train, dev or test (a ValueError too, as it always was)."""
+
+
 class Task(ABC):
     """A named, versioned evaluation and training unit.
 
@@ -95,7 +101,7 @@ class Task(ABC):
     def examples(self, split: str) -> list[Example]:
         """The examples of one split, ordered by uid hash (so a prefix is a fair sample)."""
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+            raise UnknownSplit(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
         chosen = [e for e in self.all_examples() if split_of(e.key, self.split_fractions) == split]
         return sorted(chosen, key=lambda e: stable_hash("order", e.uid))
 

@@ -11,21 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from transferlab import safe_yaml
 from transferlab.engine.spec import (
     Budgets,
     Located,
-    SpecError,
+    SpecError,  # noqa: F401  (re-exported: `from transferlab.transfer.spec import SpecError`)
     check_keys,
     check_models,
     check_tasks,
-    coerce_numbers,
+    COMMON_FIELDS,
+    checked,
+    config_from,
     name_list,
+    parse_budgets,
     register_task_files,
 )
+from transferlab.constraints import NAME, Interval
 from transferlab.engine.tracking import parse_tracking
-from transferlab.errors import TransferlabError, closest
+from transferlab.errors import closest
 from transferlab.learn.sft import TrainConfig
 
 CONDITIONS = ("baseline", "transfer", "direct", "sequential", "joint")
@@ -33,6 +36,7 @@ DEFAULT_CONDITIONS = ("baseline", "transfer", "direct")
 PAIRED_CONDITIONS = ("sequential", "joint")  # one extra training per (A, B) pair: opt-in via `pairs`
 
 
+SEED = Interval(int, 0, 2**32 - 1)
 LEARNER_TYPES = ("lora", "grpo")  # supervised LoRA; RL on the task's verifiable reward (GRPO) with LoRA
 
 
@@ -78,7 +82,6 @@ class Spec:
 
 
 TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"} | {"study"}  # study: transfer
-BUDGET_FIELDS = {f.name for f in dataclasses.fields(Budgets)}
 
 
 def _config_class(kind: str) -> type:
@@ -91,18 +94,16 @@ def _config_class(kind: str) -> type:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file (structure and names; nothing is loaded or trained)."""
-    path = Path(path)
-    if not path.exists():
-        raise SpecError(f"spec file {path} does not exist")
-    return parse_spec(path.read_text(), str(path))
+    return parse_spec(safe_yaml.read_text(path, "spec file"), str(path))
 
 
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     at = Located(filename, text)
-    data = yaml.safe_load(text) or {}
+    data = at.data or {}
     if not isinstance(data, dict):
         raise at.error((), "a spec is a mapping of fields (name, models, tasks, ...)")
     check_keys(data, TOP_FIELDS, (), at)
+    data = checked(data, COMMON_FIELDS, at)
     if data.get("study", "transfer") != "transfer":
         raise at.error(("study",), f"this parser reads transfer specs, got study: {data['study']!r}")
     for required in ("models", "tasks"):
@@ -131,9 +132,11 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     if pairs and not any(c in PAIRED_CONDITIONS for c in conditions):
         raise at.error(("pairs",), "pairs are only used by the sequential and joint conditions: add one to conditions")
     seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or not seeds:
-        raise at.error(("seeds",), "expected a non-empty list of integers")
-    budgets = _budgets(data.get("budgets", {}) or {}, at)
+    if not isinstance(seeds, list) or not seeds or not all(SEED.accepts(s) for s in seeds):
+        raise at.error(("seeds",), f"expected a non-empty list of seeds, each {SEED.describe()}, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise at.error(("seeds",), f"each seed once, got {seeds}")
+    budgets = parse_budgets(data.get("budgets"), at)
     learners = _learners(data.get("learners", [{"name": "lora", "type": "lora"}]), at)
     labels = _labels(data.get("labels", {}) or {}, sources, at)
     similarity = _similarity_kinds(data.get("similarity", list(Spec.similarity)), at)
@@ -144,9 +147,9 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     return Spec(
         name=str(data.get("name", Path(filename).stem)), models=models, tasks=tasks, sources=sources,
         learners=learners, conditions=conditions, pairs=pairs, seeds=tuple(seeds), budgets=budgets, eval_split=split,
-        bootstrap=int(data.get("bootstrap", 1000)), output=str(data.get("output", f"runs/{Path(filename).stem}")),
+        bootstrap=data.get("bootstrap", 1000), output=data.get("output", f"runs/{Path(filename).stem}"),
         artifacts=str(data["artifacts"]) if data.get("artifacts") else None, labels=labels, similarity=similarity,
-        prompt_templates=templates, task_files=task_files, device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
+        prompt_templates=templates, task_files=task_files, device=data.get("device", "auto"), dtype=data.get("dtype", "auto"),
         tracking=parse_tracking(data.get("tracking"), at), source_file=filename,
     )
 
@@ -207,16 +210,6 @@ def _templates(value: Any, at: Located) -> tuple[str, ...]:
     return (DEFAULT_TEMPLATE, *(n for n in names if n != DEFAULT_TEMPLATE))
 
 
-def _budgets(data: Any, at: Located) -> Budgets:
-    if not isinstance(data, dict):
-        raise at.error(("budgets",), "expected a mapping such as {train_examples: 256, eval_examples: 200}")
-    check_keys(data, BUDGET_FIELDS, ("budgets",), at)
-    for key, value in data.items():
-        if not isinstance(value, int) or value < 0:
-            raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
-    return Budgets(**data)
-
-
 def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
     if not isinstance(items, list) or not items:
         raise at.error(("learners",), "expected a non-empty list of learners, e.g. [{name: lora, type: lora, rank: 8}]")
@@ -225,21 +218,15 @@ def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
         if not isinstance(item, dict):
             raise at.error(("learners", i), "expected a mapping with name, type and hyper-parameters")
         item = dict(item)
-        name = str(item.pop("name", f"lora-{i}"))
+        name = item.pop("name", f"lora-{i}")
+        if not isinstance(name, str) or not NAME.match(name):
+            raise at.error(("learners", i, "name"), f"a learner's name is a word (letters, digits, _ . -), got {name!r}")
         kind = item.pop("type", "lora")
         if kind not in LEARNER_TYPES:
             near = closest(str(kind), LEARNER_TYPES)
             raise at.error(("learners", i, "type"), f"unknown learner type {kind!r}: " +
                            (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(LEARNER_TYPES)}"))
-        config_class = _config_class(kind)
-        check_keys(item, {f.name for f in dataclasses.fields(config_class)}, ("learners", i), at)
-        item = coerce_numbers(item, config_class)
-        try:
-            config = config_class(**item)
-        except (TransferlabError, TypeError) as err:
-            # An error that names one field (e.g. "eval_every must be ...") points at that field's line.
-            named = next((k for k in item if str(err).startswith(f"{k} ")), None)
-            raise at.error(("learners", i, named) if named else ("learners", i), str(err)) from None
+        config = config_from(_config_class(kind), item, ("learners", i), at)
         learners.append(Learner(name, kind, config, auto_learning_rate="learning_rate" not in item))
     names = [l.name for l in learners]
     if len(set(names)) != len(names):

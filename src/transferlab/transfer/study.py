@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from transferlab.engine.estimate import plan_estimate
+from transferlab.errors import JobsFailed
 from transferlab.engine.execute import Executor, LocalExecutor, RunReport
 from transferlab.engine.jobs import Runtime
 from transferlab.engine.audit import write_audit
@@ -100,7 +101,10 @@ def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, cons
     if report:
         write_run_report(where, spec.name, console)
     if outcome.failed:
-        console.print(f"[yellow]{len(outcome.failed)} jobs failed; see `transferlab results jobs {where}`[/]")
+        total = len(outcome.done) + len(outcome.reused) + len(outcome.failed) + len(outcome.skipped)
+        raise JobsFailed(f"{len(outcome.failed)} of {total} jobs failed ({len(outcome.skipped)} that need them were "
+                         f"skipped; the finished ones are kept): see `transferlab results jobs {where}`, fix it and "
+                         "run the same command again", run_dir=where)
     return where
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferlab.errors import TransferlabError
 from transferlab.translation.gaps import MIN_EFFECT, RULES, flag_study_tables, rules_text, stable_gaps
 from transferlab.translation.figures import domain_figure, main_figure, matrix_figure, scaling_figure, summary_figure
 from transferlab.translation.points import domain_cells, scaling_points
@@ -81,12 +82,34 @@ def _current_flags(summary: dict[str, Any], tasks: pd.DataFrame, main: pd.DataFr
     return summary
 
 
+SUMMARY_KEYS = ("model_x", "model_y", "domains", "tasks", "methods")
+
+
 def write_report(run: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Write `translation.md` and its figures; returns the Markdown path first, then the figures."""
+    """Write `translation.md` and its figures; returns the Markdown path first, then the figures.
+    Tables that are not a translation study's (damaged, or another tool's) are a one-line error,
+    and nothing is written."""
+    run = Path(run)
+    where = run / "tables" / "summary.json"
+    try:
+        summary = json.loads(where.read_text())
+    except (OSError, ValueError) as err:
+        raise TransferlabError(f"cannot read {where} ({err}): run the spec again to rewrite the tables") from None
+    missing = [k for k in SUMMARY_KEYS if k not in summary] if isinstance(summary, dict) else list(SUMMARY_KEYS)
+    if missing:
+        raise TransferlabError(f"{where} is not a translation study's summary (it lacks {', '.join(missing)}): "
+                               "run the spec again (`transferlab run SPEC`) to rewrite the tables")
+    try:
+        return _write_report(run, out)
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise TransferlabError(f"{run / 'tables'} does not hold a translation study's tables "
+                               f"({type(err).__name__}: {err}): run the spec again to rewrite them") from None
+
+
+def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    run = Path(run)
     out = Path(out) if out else run / "report"
     out.mkdir(parents=True, exist_ok=True)
     tasks, trans, matrix = _read(run, "tasks.csv"), _read(run, "translations.csv"), _read(run, "matrix.csv")

@@ -17,17 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from transferlab import safe_yaml
 from transferlab.errors import TransferlabError, closest
 from transferlab.models import resolve
+from transferlab.constraints import Interval, Many, Text
 from transferlab.engine.spec import (
+    COMMON_FIELDS,
     Budgets,
-    SpecError,
     check_keys,
     check_tasks,
+    checked,
+    config_from,
     Located,
     name_list,
+    parse_budgets,
     register_task_files,
 )
 from transferlab.engine.tracking import parse_tracking
@@ -107,22 +110,25 @@ class TranslationSpec:
 TOP = {f.name for f in dataclasses.fields(TranslationSpec)} - {"source_file", "scaling", "cross_domain", "matrix"} | {
     "study", "experiments"}
 SUB = {"scaling": Scaling, "cross_domain": CrossDomain, "matrix": Matrix}
-MLP_FIELDS = {"hidden", "steps", "learning_rate", "weight_decays", "seed"}
+# The declared types and bounds of the fields (`transferlab.constraints`); name, output, device... are COMMON_FIELDS.
+FIELDS: dict[str, Any] = {"model_x": Text(empty=False), "model_y": Text(empty=False), "top_k": Interval(int, 3, 1000),
+                          "seed": Interval(int, 0), "threads": Interval(int, 0, 1024)}
+MLP_FIELDS: dict[str, Any] = {"hidden": Interval(int, 1, 65536), "steps": Interval(int, 1, 1_000_000),
+                              "learning_rate": Interval(float, 0, None, closed="neither"),
+                              "weight_decays": Many(Interval(float, 0)), "seed": Interval(int, 0)}
 
 
 def load_translation_spec(path: str | Path) -> TranslationSpec:
-    path = Path(path)
-    if not path.exists():
-        raise SpecError(f"spec file {path} does not exist")
-    return parse_translation_spec(path.read_text(), str(path))
+    return parse_translation_spec(safe_yaml.read_text(path, "spec file"), str(path))
 
 
 def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSpec:
     at = Located(filename, text)
-    data = yaml.safe_load(text) or {}
+    data = at.data or {}
     if not isinstance(data, dict):
         raise at.error((), "a spec is a mapping of fields (study, model_x, model_y, domains, ...)")
     check_keys(data, TOP, (), at)
+    data = checked(data, {**COMMON_FIELDS, **FIELDS}, at)
     if data.get("study") != "translation":
         raise at.error(("study",), f"this parser reads `study: translation` specs, got {data.get('study')!r}")
     for required in ("model_x", "model_y", "domains"):
@@ -133,7 +139,7 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
     task_files = tuple(f if Path(f).is_absolute() else str((base / f).resolve())
                        for f in (name_list(files, ("task_files",), at) if files else ()))
     register_task_files(task_files, at)
-    models = (str(data["model_x"]), str(data["model_y"]))
+    models = (data["model_x"], data["model_y"])
     for key, name in zip(("model_x", "model_y"), models):
         try:
             resolve(name)
@@ -148,22 +154,15 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
         _check_method(m, ("methods", i), at)
     top_k = data.get("top_k", 8)
     n_tasks = sum(len(v) for v in domains.values())
-    if not isinstance(top_k, int) or top_k < 3:
-        raise at.error(("top_k",), f"expected an integer >= 3, got {top_k!r}")
     if top_k > n_tasks - 1 and any(m.startswith("topk") for m in methods):
         raise at.error(("top_k",), f"top_k={top_k} needs at least {top_k + 1} anchor tasks (one is held out), "
                                    f"the domains list {n_tasks}")
     mlp = data.get("mlp", {}) or {}
     if not isinstance(mlp, dict):
         raise at.error(("mlp",), "expected a mapping such as {hidden: 16, steps: 300}")
-    check_keys(mlp, MLP_FIELDS, ("mlp",), at)
-    budgets = data.get("budgets", {}) or {}
-    if not isinstance(budgets, dict):
-        raise at.error(("budgets",), "expected a mapping such as {train_examples: 160, eval_examples: 100}")
-    check_keys(budgets, {f.name for f in dataclasses.fields(Budgets)}, ("budgets",), at)
-    for key, value in budgets.items():
-        if not isinstance(value, int) or value < 0:
-            raise at.error(("budgets", key), f"expected a non-negative integer, got {value!r}")
+    check_keys(mlp, set(MLP_FIELDS), ("mlp",), at)
+    mlp = checked(mlp, MLP_FIELDS, at, ("mlp",))
+    budgets = parse_budgets(data.get("budgets"), at)
     experiments = data.get("experiments", {}) or {}
     if not isinstance(experiments, dict):
         raise at.error(("experiments",), "expected a mapping with scaling, cross_domain and/or matrix")
@@ -172,21 +171,17 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
     split = data.get("eval_split", "test")
     if split not in ("dev", "test"):
         raise at.error(("eval_split",), f"eval_split must be 'dev' or 'test', got {split!r}")
-    for key in ("bootstrap", "seed", "threads"):
-        if key in data and (not isinstance(data[key], int) or data[key] < 0):
-            raise at.error((key,), f"expected a non-negative integer, got {data[key]!r}")
     try:
         min_effect = check_min_effect(data.get("min_effect", MIN_EFFECT))
     except TransferlabError as err:
         raise at.error(("min_effect",), str(err)) from None
     return TranslationSpec(
-        name=str(data.get("name", Path(filename).stem)), model_x=models[0], model_y=models[1], domains=domains,
-        anchor=anchor, methods=methods, top_k=top_k, mlp=dict(mlp), budgets=Budgets(**budgets),
+        name=data.get("name", Path(filename).stem), model_x=models[0], model_y=models[1], domains=domains,
+        anchor=anchor, methods=methods, top_k=top_k, mlp=dict(mlp), budgets=budgets,
         scaling=subs["scaling"], cross_domain=subs["cross_domain"], matrix=subs["matrix"], eval_split=split,
-        bootstrap=int(data.get("bootstrap", 1000)), min_effect=min_effect, seed=int(data.get("seed", 0)),
-        threads=int(data.get("threads", 0)),
-        output=str(data.get("output", f"runs/{Path(filename).stem}")), task_files=task_files,
-        device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "auto")),
+        bootstrap=data.get("bootstrap", 1000), min_effect=min_effect, seed=data.get("seed", 0),
+        threads=data.get("threads", 0), output=data.get("output", f"runs/{Path(filename).stem}"), task_files=task_files,
+        device=data.get("device", "auto"), dtype=data.get("dtype", "auto"),
         tracking=parse_tracking(data.get("tracking"), at), source_file=filename)
 
 
@@ -220,19 +215,7 @@ def _domains(value: Any, at: Located) -> dict[str, tuple[str, ...]]:
 def _anchor(value: Any, at: Located) -> TrainConfig:
     if not isinstance(value, dict):
         raise at.error(("anchor",), "expected a mapping of LoRA training settings, e.g. {rank: 8, steps: 20}")
-    check_keys(value, {f.name for f in dataclasses.fields(TrainConfig)}, ("anchor",), at)
-    floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type in ("float", float)}
-    value = dict(value)
-    for key in floats & set(value):
-        if isinstance(value[key], str):  # YAML 1.1 reads 3e-3 as a string; take the number the user meant
-            try:
-                value[key] = float(value[key])
-            except ValueError:
-                raise at.error(("anchor", key), f"expected a number, got {value[key]!r}") from None
-    try:
-        return TrainConfig(**value)
-    except (TransferlabError, TypeError) as err:
-        raise at.error(("anchor",), str(err)) from None
+    return config_from(TrainConfig, value, ("anchor",), at)
 
 
 def _sub(name: str, value: Any, domains: dict[str, tuple[str, ...]], at: Located) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from transferlab.engine.audit import write_audit
+from transferlab.errors import JobsFailed
 from transferlab.engine.execute import Executor, LocalExecutor
 from transferlab.engine.tracking import log_run
 from transferlab.engine.jobs import Runtime
@@ -134,4 +135,12 @@ def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, cons
                           f" ({len(tr.anchors)} anchors{', not evaluated' if not tr.evaluate else ''})")
         return None
     command = " ".join(["transferlab", *sys.argv[1:]]) if sys.argv and "transferlab" in sys.argv[0] else f"transferlab run {path}"
-    return run_study(spec, console, command=command, executor=executor)
+    output = run_study(spec, console, command=command, executor=executor)
+    # Training and evaluation jobs that failed make the exit status 1. A translation that cannot be
+    # built (a pool with too few anchors for its method) is a cell with its reason in the tables.
+    failed = json.loads((output / "run.json").read_text())[-1]["jobs_failed"]
+    if failed:
+        raise JobsFailed(f"{failed} training or evaluation jobs failed (the finished ones are kept and the report "
+                         f"shows what they allow): see `transferlab results jobs {output}`, fix it and run the same "
+                         "command again", run_dir=output)
+    return output
