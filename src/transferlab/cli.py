@@ -194,9 +194,10 @@ def evaluate(task: str = typer.Argument(..., help="Task name."),
     from transferlab import adapters
     from transferlab.stats import bootstrap_mean
     from transferlab.evaluate import evaluate_task, request_count
-    from transferlab.models import load
+    from transferlab.models import check_device, load
     from transferlab.tasks import get_task
 
+    check_device(device, dtype)  # before anything loads
     _include(include)
     t = get_task(task)
     examples = t.examples(split)[: limit or None]
