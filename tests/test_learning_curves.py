@@ -30,12 +30,7 @@ from transferlab.transfer.spec import parse_spec
 SFT = TrainConfig(steps=7, batch_size=8, learning_rate=5e-3, seed=1, dropout=0.1)  # dropout: the RNG matters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run faster on one thread (conftest)
 
 
 def _weights(where) -> dict[str, torch.Tensor]:

@@ -34,13 +34,7 @@ class Digits(Task):
         return {"digit_share": share, "constant": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A 64-wide model runs far faster on one thread than on contended cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run faster on one thread (conftest)
 
 
 @pytest.fixture
