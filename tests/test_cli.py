@@ -59,3 +59,18 @@ def test_cache_dir_flag_is_global(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "converted" in result.output
     assert os.environ["TRANSFERLAB_CACHE"] == str(tmp_path)
     monkeypatch.delenv("TRANSFERLAB_CACHE")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--executor", "rey"], "--executor must be one of local, ray, got 'rey': did you mean 'ray'?"),
+    (["--executor", "local", "--address", "auto"], "--address names a Ray cluster: use it with --executor ray"),
+    (["--address", "http://head"], "--address must be auto, HOST:PORT or ray://HOST:PORT, got 'http://head'"),
+])
+def test_run_refuses_a_bad_executor_before_any_work(tmp_path, options, message):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"models: [smollm2-135m]\ntasks: [cities]\noutput: {tmp_path / 'out'}\n")
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "run", str(spec), *options],
+                          capture_output=True, text=True)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()

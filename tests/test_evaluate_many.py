@@ -14,7 +14,9 @@ from transferlab.errors import TransferlabError
 from transferlab.evaluate import evaluate_task, generate, loglikelihood
 from transferlab.models import tiny_llama
 from transferlab.multi_adapter import evaluate_many, many_request_count
+from transferlab.prefix_scoring import MIN_PREFIX, common_prefix_length, loglikelihood_after_prefix
 from transferlab.tasks.base import Example, Task
+from transferlab.tasks.prompts import PromptOptions
 
 TOLERANCE = 1e-4  # max abs log-prob difference in fp32
 
@@ -55,6 +57,13 @@ class LongChoices(Task):
                         choices=options, answer=i % 3) for i in range(24)]
 
 
+class Described(LongChoices):
+    """Long choices after a system prompt every context starts with: the shared-prefix path."""
+
+    name = "toy-described"
+    system_prompt = "Read the question below with care, then choose the best of the answers given."
+
+
 def one_at_a_time(model, tokenizer, task, examples, dirs, **kwargs):
     out = []
     for d in dirs:
@@ -78,7 +87,7 @@ def max_diff(a, b) -> float:
     return max(abs(x - y) for xs, ys in zip(a.choice_logprobs, b.choice_logprobs) for x, y in zip(xs, ys))
 
 
-@pytest.mark.parametrize("task_class", [Comparison, LongChoices])
+@pytest.mark.parametrize("task_class", [Comparison, LongChoices, Described])
 def test_multiple_choice_equals_one_at_a_time(tiny, adapter_dirs, task_class):
     task = task_class()
     examples = task.examples("test")[:12]
@@ -108,6 +117,33 @@ def test_generation_equals_one_at_a_time(tiny, adapter_dirs):
     for many, single in zip(together, alone):
         assert many.outputs == single.outputs and many.scores == single.scores
     assert len({tuple(t.outputs) for t in together}) > 1, "the adapters must change the generations"
+
+
+LM_EVAL_LIKE = PromptOptions(chat_template="off", start_token="off", separator=" ")  # lm-eval's default framing
+
+
+@pytest.mark.parametrize("prompt", [None, LM_EVAL_LIKE], ids=["auto", "plain-space"])
+@pytest.mark.parametrize("task_class", [Comparison, LongChoices, Echo])
+def test_each_record_is_what_evaluate_task_writes_under_the_prompt_options(tiny, adapter_dirs, task_class, prompt):
+    task = task_class()
+    examples = task.examples("test")[:6]
+    dirs = [None, adapter_dirs[1]]
+    together = evaluate_many(tiny.model, tiny.tokenizer, task, examples, dirs, batch_size=4, max_new_tokens=4,
+                             prompt=prompt)
+    alone = one_at_a_time(tiny.model, tiny.tokenizer, task, examples, dirs, batch_size=4, max_new_tokens=4,
+                          prompt=prompt)
+    for many, single in zip(together, alone):
+        if task.output_type == "multiple_choice":
+            assert max_diff(many, single) < TOLERANCE
+        ours, theirs = many.to_json(), single.to_json()
+        ours.pop("choice_logprobs", None), theirs.pop("choice_logprobs", None)
+        assert ours == theirs  # contexts, continuations, prompt options, answers, scores: all the same
+    record = together[0]
+    assert record.contexts and all("<|user|>" not in c for c in record.contexts) == (prompt is not None)
+    if prompt is not None:
+        assert record.prompt == {"chat_template": "off", "start_token": "off", "separator": " "}
+        if task.output_type == "multiple_choice":
+            assert all(c.startswith(" ") for conts in record.continuations for c in conts)
 
 
 def test_every_loglikelihood_path_routes_rows_by_adapter(tiny, adapter_dirs):
@@ -171,3 +207,41 @@ def test_one_pass_every_batch_holds_each_example_for_every_adapter(tiny, adapter
         tiny.model.forward = original
     assert len(calls) == len(alone)  # as many forward passes as one adapter alone, each 4 times as wide
     assert calls == [4 * rows for rows in alone]
+
+
+def test_a_shared_prefix_runs_once_per_adapter_and_scores_the_same(tiny, adapter_dirs):
+    prefix = "The following are questions about numbers; answer each one.\n\n"
+    pairs = [(prefix + f"q{i} {'x' * (i % 7)}?", c) for i in range(9) for c in (" A", " B", " a longer answer")]
+    pairs += [(prefix + "z", "w"), (prefix[:-1], " first")]  # the shortest context caps the prefix
+    dirs = [None, *adapter_dirs]
+    widths = []
+    original = tiny.model.forward
+
+    def counting(*args, **kwargs):
+        widths.append((kwargs["input_ids"].shape, kwargs.get("past_key_values") is not None))
+        return original(*args, **kwargs)
+
+    with applied_together(tiny.model, dirs) as (model, names):
+        flat = [pair for pair in pairs for _ in names]
+        routes = [name for _ in pairs for name in names]
+        plain = loglikelihood(model, tiny.tokenizer, flat, batch_size=8, adapters=routes)
+        tiny.model.forward = counting  # PEFT's wrapper calls the base model's forward
+        try:
+            seen = []
+            shared = loglikelihood_after_prefix(model, tiny.tokenizer, flat, routes, batch_size=8, progress=seen.append)
+        finally:
+            tiny.model.forward = original
+    assert max(abs(a - b) for a, b in zip(plain, shared)) < TOLERANCE and sum(seen) == len(flat)
+    p = len(tiny.tokenizer(prefix[:-1], add_special_tokens=False)["input_ids"]) - 1
+    assert widths[0] == ((len(names), p), False)  # the prefix, once per adapter
+    longest = max(max(len(c) for c, _ in pairs) - p, max(len(c) for _, c in pairs) - 1)  # context or choice tokens
+    assert all(cached and shape[1] <= longest for shape, cached in widths[1:])  # every row continues the prefix
+    assert common_prefix_length([[1, 2, 3], [1, 2], [1, 2, 4]]) == 2 and common_prefix_length([[5], [6]]) == 0
+
+
+def test_a_short_prefix_goes_to_the_plain_path(tiny):
+    pairs = [("ab" + "c" * i, "d") for i in range(5)]
+    assert common_prefix_length([tiny.tokenizer(c)["input_ids"] for c, _ in pairs]) < MIN_PREFIX
+    assert loglikelihood_after_prefix(tiny.model, tiny.tokenizer, pairs) == loglikelihood(tiny.model, tiny.tokenizer,
+                                                                                          pairs)
+    assert loglikelihood_after_prefix(tiny.model, tiny.tokenizer, []) == []

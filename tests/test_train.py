@@ -101,3 +101,83 @@ def test_bad_config_and_targetless_tasks_are_clear_errors(tiny, tmp_path):
     with pytest.raises(TransferlabError, match="no reference answers"):
         train_lora(tiny, task, empty, CONFIG, tmp_path / "y")
     assert math.isfinite(CONFIG.learning_rate)
+
+
+def test_shared_prefix_stops_before_the_first_predicted_token():
+    from transferlab.learn.sft import shared_prefix
+
+    assert shared_prefix([([1, 2, 3, 4, 5], 4), ([1, 2, 3, 9, 9], 4)]) == 3
+    assert shared_prefix([([1, 2, 3, 4, 5], 3), ([1, 2, 3, 4, 6], 4)]) == 2  # capped one short of the shortest prompt
+    assert shared_prefix([([7, 2], 1), ([1, 2], 1)]) == 0
+    assert shared_prefix([([1, 2, 3], 2)]) == 1
+
+
+def _lora_grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad and p.grad is not None}
+
+
+def test_a_shared_prefix_run_once_gives_the_loss_and_gradients_of_whole_rows(tiny):
+    from transferlab.learn.sft import _prefix_cache, prefix_shared_loss, shared_prefix
+
+    task = Echo()
+    rows = tokenize(task, task.examples("train")[:6], tiny.tokenizer, 64)
+    prefix = shared_prefix(rows)
+    assert prefix >= 4  # "<|user|>say " starts every row
+    ids, mask, labels = collate(rows, tiny.tokenizer.pad_token_id)
+    with adapters.fresh(tiny.model, CONFIG.lora_config()) as model:
+        torch.manual_seed(0)
+        with torch.no_grad():  # non-zero B, so every LoRA matrix gets a gradient
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.1)
+        whole, n = completion_loss(model, ids, mask, labels)
+        whole.backward()
+        expected = _lora_grads(model)
+        model.zero_grad(set_to_none=True)
+        assert _prefix_cache(model.get_base_model()) is not None  # Llama: the prefix runs once
+        shared, m = prefix_shared_loss(model, ids, mask, labels, prefix)
+        shared.backward()
+        got = _lora_grads(model)
+    assert n == m and abs(float(shared.detach()) - float(whole.detach())) < 1e-6
+    assert got.keys() == expected.keys() and len(got) == 4 * len(CONFIG.target_modules)
+    for name in expected:
+        assert float((got[name] - expected[name]).abs().max()) <= 1e-5 * float(expected[name].abs().max()), name
+
+
+def test_training_with_shared_prefixes_gives_the_weights_of_the_whole_row_loop(tiny, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from transferlab.learn import sft
+
+    task = Echo()
+    config = TrainConfig(steps=8, batch_size=5, learning_rate=3e-3, weight_decay=0.1, seed=2)
+    fast = train_lora(tiny, task, task.examples("train"), config, tmp_path / "fast")
+    monkeypatch.setattr(sft, "prefix_shared_loss",
+                        lambda model, ids, mask, labels, prefix: completion_loss(model, ids, mask, labels))
+    plain = train_lora(tiny, task, task.examples("train"), config, tmp_path / "plain")
+    assert fast.tokens == plain.tokens and fast.processed_tokens == plain.processed_tokens
+    assert max(abs(a - b) for a, b in zip(fast.losses, plain.losses)) < 1e-5
+    a, b = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in ("fast", "plain"))
+    assert a.keys() == b.keys()
+    for name in a:  # float rounding only: well inside 1e-5 of each matrix's scale
+        assert float((a[name] - b[name]).abs().max()) <= 1e-5 * float(b[name].abs().max()), name
+
+
+def test_models_whose_cache_drops_keys_run_every_row_whole():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from transferlab.learn.sft import _prefix_cache, prefix_shared_loss
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=4)
+    model = MistralForCausalLM(config).eval()
+    assert _prefix_cache(model) is None
+    ids = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 10], [3, 4, 5, 6, 11, 12, 13, 14]])
+    mask = torch.ones_like(ids)
+    labels = ids.clone()
+    labels[:, :5] = -100
+    with torch.no_grad():
+        shared, _ = prefix_shared_loss(model, ids, mask, labels, 4)
+        whole, _ = completion_loss(model, ids, mask, labels)
+    assert torch.equal(shared, whole)  # sliding-window layers: the plain path, not the prefix cache

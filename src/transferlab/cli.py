@@ -28,6 +28,9 @@ app.add_typer(probes_app, name="probes")
 from transferlab.translation.cli import translation_app  # noqa: E402
 
 app.add_typer(translation_app, name="translation")
+from transferlab.figure_command import figure_app  # noqa: E402
+
+app.add_typer(figure_app, name="figure")
 out = Console()
 err = Console(stderr=True)
 
@@ -115,24 +118,28 @@ def tasks_list(counts: bool = typer.Option(False, "--counts", help="Load every t
                domain: Optional[str] = typer.Option(None, help="Only tasks of this domain."),
                tsv: bool = typer.Option(False, "--tsv", help="Tab-separated output, for scripts."),
                include: Optional[list[Path]] = IncludeOpt) -> None:
-    """List the registered tasks (with example counts per split when --counts)."""
+    """List the registered tasks, where their data is (offline package, or the hub: cached or to download),
+    and example counts per split when --counts."""
     from transferlab.tasks import SPLITS, get_task, task_names
+    from transferlab.tasks.hub import data_status, download_commands
 
     _include(include)
-    header = ("task", "domain", "type", "primary metric", *([*SPLITS] if counts else []))
+    header = ("task", "domain", "type", "primary metric", "data", *([*SPLITS] if counts else []))
     table = Table(*header)
     if tsv:
         out.print("\t".join(header), markup=False, highlight=False, soft_wrap=True)
+    shown = []
     for name in task_names():
         task = get_task(name)
         if domain and task.domain != domain:
             continue
-        extra = []
+        shown.append(task)
+        extra = [data_status(task)]
         if counts:
             try:
-                extra = [str(len(task.examples(s))) for s in SPLITS]
+                extra += [str(len(task.examples(s))) for s in SPLITS]
             except TransferlabError as e:
-                extra = [f"unavailable: {e}", "", ""]
+                extra += [f"unavailable: {e}", "", ""]
         if tsv:
             out.print("\t".join([name, task.domain, task.output_type, task.primary_metric, *extra]), markup=False,
                       highlight=False, soft_wrap=True)
@@ -140,6 +147,8 @@ def tasks_list(counts: bool = typer.Option(False, "--counts", help="Load every t
             table.add_row(name, task.domain, task.output_type, task.primary_metric, *extra)
     if not tsv:
         out.print(table)
+        for command in download_commands(shown):
+            out.print(f"needs download: {command}", markup=False, highlight=False, soft_wrap=True)
 
 
 @tasks_app.command("show")
@@ -151,35 +160,17 @@ def tasks_show(name: str, include: Optional[list[Path]] = IncludeOpt) -> None:
     out.print_json(json.dumps(get_task(name).summary(), default=str))
 
 
-@tasks_app.command("preview")
-def tasks_preview(name: str, split: str = typer.Option("test", help="train, dev or test."),
-                  n: int = typer.Option(2, min=0, help="How many examples."),
-                  model: Optional[str] = typer.Option(None, help="Render with this model's chat template."),
-                  include: Optional[list[Path]] = IncludeOpt) -> None:
-    """Show the first examples of a split as the model sees them."""
-    from transferlab.tasks import get_task
-    from transferlab.tasks.prompts import render_context
+from transferlab.tasks.preview import ChatTemplateOpt, SeparatorOpt, StartTokenOpt, tasks_preview  # noqa: E402
 
-    _include(include)
-    task = get_task(name)
-    tokenizer = None
-    if model:
-        from transferlab.models import load
-
-        tokenizer = load(model).tokenizer
-    for e in task.examples(split)[:n]:
-        out.rule(f"{name} / {split} / {e.uid}")
-        out.print(render_context(task, e, tokenizer) if tokenizer else e.prompt, markup=False, highlight=False)
-        if e.choices:
-            out.print(f"choices: {list(e.choices)}  answer: {e.answer}", markup=False)
-        out.print(f"target: {e.target!r}", markup=False, highlight=False)
+tasks_app.command("preview")(tasks_preview)
 
 
 # ---- one-off evaluate and train ----------------------------------------------------------
 @app.command()
 def evaluate(task: str = typer.Argument(..., help="Task name."),
              model: str = typer.Option("smollm2-135m", help="Model reference."),
-             adapter: Optional[Path] = typer.Option(None, help="A PEFT adapter directory to apply."),
+             adapter: Optional[str] = typer.Option(None, help="A PEFT adapter to apply: a directory, or a hub "
+                                                   "id (org/name[@revision]) in the local Hugging Face cache."),
              split: str = typer.Option("test", help="train, dev or test."),
              limit: int = typer.Option(0, min=0, help="Evaluate only the first N examples (0 = all)."),
              batch_size: int = typer.Option(16, min=1, help="Examples per batch."),
@@ -187,26 +178,35 @@ def evaluate(task: str = typer.Argument(..., help="Task name."),
              bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples for the CI."),
              device: str = typer.Option("auto"), dtype: str = typer.Option("auto"),
              save: Optional[Path] = typer.Option(None, help="Write per-example scores and outputs to this JSON."),
-             include: Optional[list[Path]] = IncludeOpt) -> None:
+             chat_template: Optional[str] = ChatTemplateOpt, start_token: Optional[str] = StartTokenOpt,
+             separator: Optional[str] = SeparatorOpt, include: Optional[list[Path]] = IncludeOpt) -> None:
     """Score one model (optionally with an adapter) on one task, with bootstrap CIs."""
     from rich.progress import Progress
 
     from transferlab import adapters
+    from transferlab.engine.external_adapters import fitting_adapter
     from transferlab.stats import bootstrap_mean
     from transferlab.evaluate import evaluate_task, request_count
     from transferlab.models import check_device, load
     from transferlab.tasks import get_task
+    from transferlab.tasks.preview import options_from_cli
+    from transferlab.tasks.prompts import render
 
     check_device(device, dtype)  # before anything loads
+    prompt = options_from_cli(chat_template, start_token, separator)
     _include(include)
     t = get_task(task)
     examples = t.examples(split)[: limit or None]
+    where = fitting_adapter(adapter, model) if adapter else None  # it fits the model, before anything loads
     m = load(model, device=device, dtype=dtype)
+    if examples:
+        render(t, examples[0], m.tokenizer, options=prompt)  # an option the tokenizer cannot meet fails here
     start = time.perf_counter()
-    with Progress(console=err) as bars, adapters.applied(m.model, adapter) as net:
+    with Progress(console=err) as bars, adapters.applied(m.model, where) as net:
         bar = bars.add_task(f"{task} ({len(examples)} examples)", total=request_count(t, examples))
         result = evaluate_task(net, m.tokenizer, t, examples, split=split, batch_size=batch_size,
-                               max_new_tokens=max_new_tokens or None, progress=lambda k: bars.advance(bar, k))
+                               max_new_tokens=max_new_tokens or None, progress=lambda k: bars.advance(bar, k),
+                               prompt=prompt)
     table = Table("task", "metric", "value", "95% CI", "n")
     for metric in t.metrics:
         est = bootstrap_mean(result.scores[metric], bootstrap, weights=result.weights_of(metric))
@@ -338,6 +338,9 @@ def results_export(run_dir: Path = typer.Argument(..., help="A run's output dire
 from transferlab.engine.import_command import results_import  # noqa: E402
 
 results_app.command("import")(results_import)
+from transferlab.engine.samples import results_samples  # noqa: E402
+
+results_app.command("samples")(results_samples)
 
 
 @results_app.command("show")

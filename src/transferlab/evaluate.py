@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from transferlab.tasks.base import Example, Task, score_choices
-from transferlab.tasks.prompts import render_context
+from transferlab.tasks.prompts import PromptOptions, effective_options, render
 
 Progress = Callable[[int], None]
 
@@ -22,8 +22,9 @@ def _batches(order: Sequence[int], size: int) -> list[list[int]]:
     return [list(order[i : i + size]) for i in range(0, len(order), size)]
 
 
-def _encode(tokenizer: Any, text: str) -> list[int]:
-    # The chat template already contains the special tokens the model expects.
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """The token ids the model sees for `text` (`tasks preview` shows them): no special tokens
+    are added, as the rendered text already holds the ones the prompt options asked for."""
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -61,11 +62,11 @@ def loglikelihood(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], 
     by_context: dict[tuple[str | None, str], list[tuple[int, list[int]]]] = {}
     context_ids: dict[str, list[int]] = {}
     for i, (context, continuation) in enumerate(pairs):
-        cont = _encode(tokenizer, continuation)
+        cont = encode(tokenizer, continuation)
         if not cont:
             raise ValueError(f"empty continuation for context ending {context[-40:]!r}")
         if context not in context_ids:
-            context_ids[context] = _encode(tokenizer, context)
+            context_ids[context] = encode(tokenizer, context)
         by_context.setdefault((adapters[i] if adapters else None, context), []).append((i, cont))
     results = [0.0] * len(pairs)
     single, shared = [], []
@@ -144,7 +145,7 @@ def generate(model: Any, tokenizer: Any, contexts: Sequence[str], max_new_tokens
     `adapters` (one PEFT adapter name per context) routes each row through its own adapter.
     """
     device = next(model.parameters()).device
-    encoded = [_encode(tokenizer, c) for c in contexts]
+    encoded = [encode(tokenizer, c) for c in contexts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     outputs = [""] * len(encoded)
     pad = tokenizer.pad_token_id
@@ -182,18 +183,27 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 @dataclass
 class TaskEvaluation:
-    """Per-example scores of one model (and adapter) on one task split."""
+    """Per-example records of one model (and adapter) on one task split: what it was asked,
+    what it answered, the reference and the scores, so two runs can be compared prediction
+    by prediction (`transferlab results samples` exports them)."""
 
     task: str
     split: str
     uids: list[str]
     scores: dict[str, list[float]]
-    outputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # generation: the generated text
     weights: dict[str, list[float]] = field(default_factory=dict)  # only metrics whose examples weigh unequally
     # Multiple choice only: the log-likelihood of every choice and the index of the one chosen
-    # (the most likely), so two runs can be compared prediction by prediction.
+    # (the most likely).
     choice_logprobs: list[list[float]] = field(default_factory=list)
     predictions: list[int] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # each example's reference completion
+    answers: list[int] = field(default_factory=list)  # multiple choice: the index of the correct choice
+    # The exact text the model saw: each context and, for multiple choice, each scored continuation
+    # (the separator, then the choice); and the prompt options that were not auto.
+    contexts: list[str] = field(default_factory=list)
+    continuations: list[list[str]] = field(default_factory=list)
+    prompt: dict[str, str] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -208,10 +218,13 @@ class TaskEvaluation:
         return sum(v * w for v, w in zip(values, weights)) / sum(weights) if values else float("nan")
 
     def to_json(self) -> dict[str, Any]:
-        record = {"task": self.task, "split": self.split, "uids": self.uids, "scores": self.scores,
-                  "outputs": self.outputs, "weights": self.weights}
+        record: dict[str, Any] = {"task": self.task, "split": self.split, "uids": self.uids, "scores": self.scores,
+                                  "outputs": self.outputs, "weights": self.weights}
         if self.predictions:
             record.update(predictions=self.predictions, choice_logprobs=self.choice_logprobs)
+        for name in ("targets", "answers", "contexts", "continuations", "prompt"):  # left out when empty
+            if getattr(self, name):
+                record[name] = getattr(self, name)
         return record
 
 
@@ -224,19 +237,29 @@ def request_count(task: Task, examples: Sequence[Example]) -> int:
 
 def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example], *, split: str = "test",
                   batch_size: int = 16, max_new_tokens: int | None = None,
-                  progress: Progress | None = None, template: str = "default") -> TaskEvaluation:
+                  progress: Progress | None = None, template: str = "default",
+                  prompt: PromptOptions | None = None) -> TaskEvaluation:
     """Score a model on examples of a task: log-likelihood of choices, or generate and score.
 
-    `template` names the prompt template that frames each question (`tasks.prompts.TEMPLATES`).
+    `template` names the prompt template that frames each question (`tasks.prompts.TEMPLATES`);
+    `prompt` holds the run's prompt options (chat template, start token, separator), which win
+    over the task's own. The record keeps the exact contexts and continuations.
     """
-    contexts = [render_context(task, e, tokenizer, template) for e in examples]
+    rendered = [render(task, e, tokenizer, template, prompt) for e in examples]
     if task.output_type == "multiple_choice":
-        pairs = [(c, choice) for c, e in zip(contexts, examples) for choice in e.choices]
+        continuations = [r.continuations(e.choices) for r, e in zip(rendered, examples)]
+        pairs = [(r.context, c) for r, conts in zip(rendered, continuations) for c in conts]
         per_choice = loglikelihood(model, tokenizer, pairs, batch_size=batch_size * 2, progress=progress)
-        return scored(task, examples, split, per_choice=per_choice)
-    outputs = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens or task.max_new_tokens,
-                       stop=task.stop, batch_size=batch_size, progress=progress)
-    return scored(task, examples, split, outputs=outputs)
+        result = scored(task, examples, split, per_choice=per_choice)
+        result.contexts, result.continuations = [r.context for r in rendered], continuations
+    else:
+        contexts = [r.generation_context for r in rendered]
+        outputs = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens or task.max_new_tokens,
+                           stop=task.stop, batch_size=batch_size, progress=progress)
+        result = scored(task, examples, split, outputs=outputs)
+        result.contexts = contexts
+    result.prompt = effective_options(task, prompt).to_json()
+    return result
 
 
 def scored(task: Task, examples: Sequence[Example], split: str, *, per_choice: Sequence[float] = (),
@@ -263,5 +286,6 @@ def scored(task: Task, examples: Sequence[Example], split: str, *, per_choice: S
     weights = {m: [task.example_weight(e, m) for e in examples] for m in task.metrics}
     weights = {m: w for m, w in weights.items() if any(x != 1.0 for x in w)}
     predictions = [max(range(len(lps)), key=lps.__getitem__) for lps in choice_logprobs]
+    answers = [e.answer for e in examples] if task.output_type == "multiple_choice" else []
     return TaskEvaluation(task.name, split, [e.uid for e in examples], scores, list(outputs), weights,
-                          choice_logprobs, predictions)
+                          choice_logprobs, predictions, [e.target for e in examples], answers)  # type: ignore[arg-type]

@@ -3,9 +3,11 @@
 Every adapter is loaded onto the base model once, under its own name, and every request row
 is repeated once per adapter, each copy routed through its adapter (PEFT's mixed-adapter
 batches, `adapter_names=[...]` per row; `"__base__"` is the base model). One pass over the
-task's data then scores all of them: prompts are rendered and tokenised once, and each batch
-holds the same examples for every adapter. The results equal one adapter at a time
-(`evaluate.evaluate_task` under `adapters.applied`) up to float rounding.
+task's data then scores all of them: prompts are rendered and tokenised once, each batch
+holds the same examples for every adapter, and the token prefix every context shares (a
+task description, a system prompt) runs once per adapter (`prefix_scoring`). The results
+equal one adapter at a time (`evaluate.evaluate_task` under `adapters.applied`) up to float
+rounding.
 
     from transferlab.multi_adapter import evaluate_many
     base, a, b = evaluate_many(model, tokenizer, task, examples, [None, dir_a, dir_b])
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.adapters import applied_together
-from transferlab.evaluate import Progress, TaskEvaluation, generate, loglikelihood, request_count, scored
+from transferlab.evaluate import Progress, TaskEvaluation, generate, request_count, scored
+from transferlab.prefix_scoring import loglikelihood_after_prefix
 from transferlab.tasks.base import Example, Task
-from transferlab.tasks.prompts import render_context
+from transferlab.tasks.prompts import PromptOptions, effective_options, render
 
 
 def many_request_count(task: Task, examples: Sequence[Example], adapters: Sequence[Path | None]) -> int:
@@ -31,7 +34,7 @@ def many_request_count(task: Task, examples: Sequence[Example], adapters: Sequen
 def evaluate_many(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example],
                   adapters: Sequence[Path | None], *, split: str = "test", batch_size: int = 16,
                   max_new_tokens: int | None = None, progress: Progress | None = None,
-                  template: str = "default") -> list[TaskEvaluation]:
+                  template: str = "default", prompt: PromptOptions | None = None) -> list[TaskEvaluation]:
     """Score the base model (None) and every adapter directory on examples of a task, in one pass.
 
     Parameters
@@ -43,12 +46,13 @@ def evaluate_many(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
     batch_size : int, default=16
         Examples per batch, as in `evaluate_task`; a batch holds each of them once per adapter,
         so a forward pass sees up to `batch_size * len(adapters)` rows.
-    max_new_tokens, progress, template : as for `evaluate_task` (progress counts every
+    max_new_tokens, progress, template, prompt : as for `evaluate_task` (progress counts every
         adapter's requests: `many_request_count`).
 
     Returns
     -------
-    list of TaskEvaluation, one per entry of `adapters`, in order.
+    list of TaskEvaluation, one per entry of `adapters`, in order: each the record `evaluate_task`
+    makes for that adapter alone (scores, answers, the exact contexts and continuations).
 
     Raises
     ------
@@ -57,24 +61,35 @@ def evaluate_many(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
     """
     if not adapters:
         return []
-    contexts = [render_context(task, e, tokenizer, template) for e in examples]
+    rendered = [render(task, e, tokenizer, template, prompt) for e in examples]  # once, for every adapter
     with applied_together(model, adapters) as (peft_model, names):
         k = len(names)
         routed = any(a is not None for a in adapters)  # the bare base model takes no adapter names
         if task.output_type == "multiple_choice":
-            pairs = [(c, choice) for c, e in zip(contexts, examples) for _ in names for choice in e.choices]
-            routes = [name for e in examples for name in names for _ in e.choices]
-            flat = loglikelihood(peft_model, tokenizer, pairs, batch_size=batch_size * 2 * k, progress=progress,
-                                 adapters=routes if routed else None)
+            continuations = [r.continuations(e.choices) for r, e in zip(rendered, examples)]
+            pairs = [(r.context, c) for r, conts in zip(rendered, continuations) for _ in names for c in conts]
+            routes = [name for conts in continuations for name in names for _ in conts]
+            flat = loglikelihood_after_prefix(peft_model, tokenizer, pairs, routes if routed else None,
+                                              batch_size=batch_size * 2 * k, progress=progress)
             per_adapter: list[list[float]] = [[] for _ in names]
             at = 0
-            for e in examples:
+            for conts in continuations:
                 for a in range(k):
-                    per_adapter[a].extend(flat[at : at + len(e.choices)])
-                    at += len(e.choices)
-            return [scored(task, examples, split, per_choice=values) for values in per_adapter]
-        rows = [c for c in contexts for _ in names]
-        outputs = generate(peft_model, tokenizer, rows, max_new_tokens=max_new_tokens or task.max_new_tokens,
-                           stop=task.stop, batch_size=batch_size * k, progress=progress,
-                           adapters=names * len(contexts) if routed else None)
-        return [scored(task, examples, split, outputs=outputs[a::k]) for a in range(k)]
+                    per_adapter[a].extend(flat[at : at + len(conts)])
+                    at += len(conts)
+            results = [scored(task, examples, split, per_choice=values) for values in per_adapter]
+            for result in results:
+                result.contexts, result.continuations = [r.context for r in rendered], continuations
+        else:
+            contexts = [r.generation_context for r in rendered]
+            outputs = generate(peft_model, tokenizer, [c for c in contexts for _ in names],
+                               max_new_tokens=max_new_tokens or task.max_new_tokens, stop=task.stop,
+                               batch_size=batch_size * k, progress=progress,
+                               adapters=names * len(contexts) if routed else None)
+            results = [scored(task, examples, split, outputs=outputs[a::k]) for a in range(k)]
+            for result in results:
+                result.contexts = contexts
+    options = effective_options(task, prompt).to_json()
+    for result in results:
+        result.prompt = dict(options)
+    return results

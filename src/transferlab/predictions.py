@@ -10,6 +10,9 @@ records hold only 0/1 scores; there the answers are recovered where the scores i
 choice) and tasks with more choices get no flag (None), never a guessed one. For generation
 tasks the "answer" is the generated text itself, so a model that writes the same text (often
 nothing) for every prompt is flagged too; flips are defined for choices only.
+
+`example_records` reads any stored evaluation (new, older, or imported from lm-eval) as one
+record per example: what the model saw, what it answered, the reference and the scores.
 """
 
 from __future__ import annotations
@@ -63,3 +66,46 @@ def flipped_share(uids: Sequence[str], predictions: Sequence[int], base_uids: Se
 
 def is_degenerate(majority: float, flipped: float = float("nan")) -> bool:
     return bool(majority >= DEGENERATE_SHARE or flipped >= DEGENERATE_SHARE)
+
+
+def example_records(evaluation: dict[str, Any], task: Task | None = None) -> list[dict[str, Any]]:
+    """One record per evaluated example: uid, context, continuations, prediction (the chosen
+    index, or the generated text), choice_logprobs, reference (the target text), answer (the
+    correct index), scores and weights by metric.
+
+    Newer evaluations store all of it. For older ones the reference and answer come from
+    `task` (looked up by uid) and the prediction from `predicted_choices`; the context is never
+    guessed from the task's prompt: what neither the record nor the task knows is None.
+    """
+    uids = evaluation["uids"]
+
+    def column(name: str) -> list[Any] | None:
+        values = evaluation.get(name)
+        return values if isinstance(values, list) and len(values) == len(uids) else None
+
+    by_uid = {e.uid: e for e in task.all_examples()} if task is not None else {}
+    examples = [by_uid.get(uid) for uid in uids]
+    logprobs = column("choice_logprobs")
+    multiple = logprobs is not None or (task is not None and task.output_type == "multiple_choice")
+    chosen = (predicted_choices(task, evaluation) if task is not None else None) or column("predictions")
+    if chosen is None and logprobs is not None:
+        chosen = [max(range(len(lps)), key=lps.__getitem__) for lps in logprobs]
+    outputs, targets, answers = column("outputs"), column("targets"), column("answers")
+    contexts = column("contexts") or column("prompts")  # imported lm-eval samples keep their prompts
+    continuations = column("continuations")
+    weights = {m: w for m, w in (evaluation.get("weights") or {}).items() if isinstance(w, list) and len(w) == len(uids)}
+    records = []
+    for i, (uid, example) in enumerate(zip(uids, examples)):
+        prediction = chosen[i] if multiple and chosen is not None else (outputs[i] if outputs else None)
+        reference = targets[i] if targets else (example.target if example is not None else None)
+        answer = answers[i] if answers else (example.answer if example is not None and multiple else None)
+        records.append({
+            "uid": uid, "prompt": example.prompt if example is not None else None,
+            "choices": list(example.choices) if example is not None and example.choices else None,
+            "context": contexts[i] if contexts else None,
+            "continuations": continuations[i] if continuations else None,
+            "prediction": prediction, "choice_logprobs": logprobs[i] if logprobs else None,
+            "reference": reference, "answer": answer,
+            "scores": {m: values[i] for m, values in evaluation["scores"].items()},
+            "weights": {m: w[i] for m, w in weights.items()}})
+    return records

@@ -25,13 +25,16 @@ def train_key(identity: str, task_fingerprint: str, train_config: dict[str, Any]
 
 
 def evaluate_key(identity: str, adapter: str | None, task_fingerprint: str, split: str, eval_examples: int,
-                 max_new_tokens: int, template: str = "default") -> str:
+                 max_new_tokens: int, template: str = "default", prompt: dict[str, str] | None = None) -> str:
     """The store key of an evaluation (base model when `adapter` is None), shared by every study.
 
-    A prompt template other than `default` is part of the key; the default adds nothing, so
-    evaluations stored before templates existed keep their keys.
+    A prompt template other than `default`, and prompt options other than auto
+    (`tasks.prompts.PromptOptions.to_json`), are part of the key; the defaults add nothing, so
+    evaluations stored before templates and options existed keep their keys.
     """
-    extra = () if template == "default" else (("template", template),)
+    extra: tuple = () if template == "default" else (("template", template),)
+    if prompt:
+        extra += (("prompt", prompt),)
     return stable_hash("evaluate", identity, adapter, task_fingerprint, split, eval_examples, max_new_tokens, *extra)
 
 
@@ -47,6 +50,8 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     settings = dict(p["train"])
     method = settings.pop("method", "lora")
     init = rt.adapter_dir(p.get("init_adapter"))
+    if settings.pop("backend", "local") == "tinker":
+        return _train_on_tinker(job, rt, tick, settings, method, loaded, task, examples, also)
     with rt.store.writing("adapter", job.key, meta=p) as out:
         if method == "lora":
             from transferlab.learn.sft import TrainConfig, train_lora
@@ -56,7 +61,7 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
             result = train_lora(loaded, task, examples, config, out, init_adapter=init, also=also,
                                 progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
         elif method == "grpo":
-            from transferlab.learn.grpo import GRPOConfig, signal_warning, train_grpo
+            from transferlab.learn.grpo import GRPOConfig, train_grpo
 
             config = GRPOConfig(**settings)
             result = train_grpo(loaded, task, examples, config, out, init_adapter=init, also=also,
@@ -65,6 +70,13 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
             raise TransferlabError(f"unknown training method {method!r} in job {job.key}")
         count = len(examples) + sum(len(ex) for _, ex in also)
         (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count}))
+    return _summary(result)
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """What a finished training reports: steps, speed, the last loss or reward, warnings."""
+    from transferlab.learn.grpo import signal_warning
+
     summary = {"steps": result.steps, "tokens_per_second": round(result.tokens_per_second, 1),
                "final_loss": result.losses[-1] if result.losses else None}
     if result.rewards:
@@ -79,37 +91,87 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     return summary
 
 
+def _train_on_tinker(job: Job, rt: Runtime, tick: Tick, settings: dict[str, Any], method: str, loaded: Any,
+                     task: Any, examples: list, also: list) -> dict[str, Any]:
+    """A `backend: tinker` training: the steps on the service, then its weights downloaded and
+    converted to a PEFT adapter for the local model, stored like a local one (`learn.tinker_weights`)."""
+    from transferlab.engine.external_adapters import model_directory
+    from transferlab.learn.grpo import GRPOConfig
+    from transferlab.learn.sft import TrainConfig
+    from transferlab.learn.tinker_weights import check_ready, train_to_adapter
+
+    check_ready()
+    p = job.params
+    tinker_model = settings.pop("tinker_model")
+    config = GRPOConfig(**settings) if method == "grpo" else TrainConfig(**settings)
+    init_state = None
+    if p.get("init_adapter"):  # sequential: continue from the first run's state on the service
+        init_state = rt.store.read_json("adapter", p["init_adapter"], "training.json").get("state_path")
+        if not init_state:
+            raise TransferlabError(f"adapter {p['init_adapter']} was not trained on Tinker: sequential training on "
+                                   "Tinker continues from a Tinker run")
+    total = config.steps or None
+    with rt.store.writing("adapter", job.key, meta=p) as out:
+        run = train_to_adapter(loaded, model_directory(p["model"]), task, examples, config, method, tinker_model, out,
+                               name=f"transferlab-{job.key}", init_state=init_state, also=also,
+                               progress=lambda step, value: tick(step, total or step, f"{value:.3f}"))
+        count = len(examples) + sum(len(ex) for _, ex in also)
+        (out / "training.json").write_text(json.dumps({**run.to_json(), "examples": count}))
+    return {**_summary(run.result), "backend": "tinker", "sampler_path": run.sampler_path}
+
+
 def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
+    """Score a model (with its adapter, if any) on a target; a job marked with its group
+    (`engine.evaluate_groups`) shares one pass with its peers and ends exactly as if alone."""
     from transferlab import adapters
+    from transferlab.engine.evaluate_groups import grouped_result, own_params
     from transferlab.evaluate import evaluate_task, request_count
+    from transferlab.multi_adapter import evaluate_many, many_request_count
     from transferlab.tasks import get_task
+    from transferlab.tasks.prompts import PromptOptions
 
     p = job.params
-    loaded = rt.model(p["model"])
     task = get_task(p["task"])
     examples = task.examples(p["split"])
     if p["eval_examples"]:
         examples = examples[: p["eval_examples"]]
-    total = request_count(task, examples)
-    done = [0.0]
+    template = p.get("template", "default")
+    options = dict(split=p["split"], batch_size=p.get("batch_size", 16), max_new_tokens=p.get("max_new_tokens") or None,
+                   template=template, prompt=PromptOptions.from_json(p.get("prompt")))
 
-    def progress(k: float) -> None:
-        done[0] += k
-        tick(done[0], total, "")
+    def counted(total: int) -> Any:
+        done = [0.0]
+
+        def progress(k: float) -> None:
+            done[0] += k
+            tick(done[0], total, "")
+        return progress
+
+    def together(dirs: list) -> list:
+        loaded = rt.model(p["model"])
+        return evaluate_many(loaded.model, loaded.tokenizer, task, examples, dirs,
+                             progress=counted(many_request_count(task, examples, dirs)), **options)
 
     start = time.perf_counter()
-    template = p.get("template", "default")
-    with adapters.applied(loaded.model, rt.adapter_dir(p.get("adapter"))) as model:
-        result = evaluate_task(model, loaded.tokenizer, task, examples, split=p["split"],
-                               batch_size=p.get("batch_size", 16), max_new_tokens=p.get("max_new_tokens") or None,
-                               progress=progress, template=template)
-    with rt.store.writing("evaluation", job.key, meta=p) as out:
-        record = {**result.to_json(), "seconds": time.perf_counter() - start}
+    shared = grouped_result(job, rt, together)
+    if shared is None:
+        loaded = rt.model(p["model"])
+        with adapters.applied(loaded.model, rt.adapter_dir(p.get("adapter"))) as model:
+            result = evaluate_task(model, loaded.tokenizer, task, examples,
+                                   progress=counted(request_count(task, examples)), **options)
+        seconds, size = None, 1
+    else:
+        result, seconds, size = shared
+    with rt.store.writing("evaluation", job.key, meta=own_params(p)) as out:
+        record = {**result.to_json(), "seconds": time.perf_counter() - start if seconds is None else seconds}
         if template != "default":
             record["template"] = template
         (out / "evaluation.json").write_text(json.dumps(record))
     commit_evaluation(job, rt)
-    return {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
+    summary: dict[str, Any] = {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
+    if size > 1:
+        summary["one_pass_with"] = size - 1  # the other evaluations scored in the same pass
+    return summary
 
 
 def commit_evaluation(job: Job, rt: Runtime) -> int:

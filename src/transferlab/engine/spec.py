@@ -31,6 +31,8 @@ class Budgets:
     eval_examples: int = 200  # examples of the target's evaluation split (0 = all)
     max_new_tokens: int = 0  # generation length cap (0 = the task's own)
     eval_batch_size: int = 16
+    # evaluations of one target scored in one pass, the base and adapters together (0 = all, 1 = one at a time)
+    eval_adapters_per_pass: int = 16
 
 
 class Located:
@@ -68,7 +70,14 @@ class Located:
         return SpecError(f"{self.filename}:{line}: {where}: {message}")
 
 
+# Top-level fields of every study's spec that say how it runs, not what it computes: the engine reads
+# them (`executor:`, engine.executors), so they are in no job's key and no study parses them.
+RUN_FIELDS = {"executor"}
+
+
 def check_keys(data: dict[str, Any], allowed: set[str], path: tuple[Any, ...], at: Located) -> None:
+    if not path:
+        allowed = allowed | RUN_FIELDS
     for key in data:
         if key not in allowed:
             near = closest(str(key), allowed)

@@ -1,8 +1,9 @@
 """Supervised LoRA fine-tuning, loss on completion tokens only.
 
 The loop is written out so it reads top to bottom: tokenise, bucket by length, then
-for each step compute the hidden states, project only the completion positions onto
-the vocabulary, and take an AdamW step with warm-up then cosine decay.
+for each step compute the hidden states (the prefix every row of the batch shares, such
+as a chat template's system prompt, once for the batch), project only the completion
+positions onto the vocabulary, and take an AdamW step with warm-up then cosine decay.
 
     from transferlab import models
     from transferlab.learn import sft
@@ -105,8 +106,9 @@ class TrainResult:
     zero_variance_share: float | None = None  # share of prompt groups whose rewards were all equal (no signal)
     details: dict[str, list[float]] = field(default_factory=dict)  # further per-step logs (kl, clip fraction, ...)
     # The training cost (transfer.efficiency turns it into FLOPs): tokens through the training forward and
-    # backward passes (prompt + completion, no padding), tokens through forward passes only (GRPO's sampling
-    # and KL reference), and the parameters of the frozen base and of the adapter.
+    # backward passes (prompt + completion, no padding; a prefix that SFT runs once per batch still counts
+    # once per row, so the cost is the data's, whichever engine version trained), tokens through forward
+    # passes only (GRPO's sampling and KL reference), and the parameters of the frozen base and of the adapter.
     processed_tokens: int = 0
     forward_tokens: int = 0
     parameters: int = 0
@@ -184,13 +186,77 @@ def completion_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor,
     """Vocabulary logits at the completion positions only, and the tokens they predict."""
     backbone = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = backbone.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-    targets = labels[:, 1:]
+    return _head(backbone, hidden, labels[:, 1:])
+
+
+def _head(backbone: Any, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of `hidden[:, :-1]` where `targets` (the next tokens) is not -100, and those targets."""
     selected = targets != -100
     logits = backbone.get_output_embeddings()(hidden[:, :-1][selected])
     cap = getattr(backbone.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits, targets[selected]
+
+
+def shared_prefix(rows: Sequence[tuple[list[int], int]]) -> int:
+    """How many leading tokens every row of a batch shares (a system prompt, an instruction),
+    capped one short of the shortest prompt so each row's first predicted token comes after it."""
+    first = rows[0][0]
+    length = min(n_prompt for _, n_prompt in rows) - 1
+    for ids, _ in rows[1:]:
+        length = min(length, len(ids))
+        length = next((i for i in range(length) if ids[i] != first[i]), length)
+    return max(0, length)
+
+
+def _prefix_cache(backbone: Any) -> tuple[Any, str] | None:
+    """An empty KV cache for the prefix and the decoder's name for it, or None where a shared
+    prefix is not run apart (no such argument, or sliding-window layers, whose cache drops keys)."""
+    import inspect
+
+    from transformers import DynamicCache
+
+    names = inspect.signature(backbone.get_decoder().forward).parameters
+    name = "cache" if "cache" in names else "past_key_values" if "past_key_values" in names else None
+    checkpointing = getattr(backbone, "is_activation_checkpointing", None)  # (older transformers: the other name)
+    if checkpointing is None:
+        checkpointing = getattr(backbone, "is_gradient_checkpointing", False)
+    if name is None or checkpointing:  # checkpointing turns caches off
+        return None
+    try:
+        cache = DynamicCache(config=backbone.config)
+    except TypeError:  # a transformers release whose cache takes no config
+        return None
+    if any(getattr(layer, "is_sliding", False) for layer in getattr(cache, "layers", [])):
+        return None
+    return cache, name
+
+
+def prefix_shared_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                       prefix: int) -> tuple[torch.Tensor, int]:
+    """`completion_loss`, with the `prefix` tokens every row starts with run once for the batch.
+
+    The prefix's keys and values are computed for one row and repeated for the others, then the
+    rest of each row attends to them (causal attention: a prefix never sees what follows it), so
+    the loss is the same function of the weights; in backward the rows' gradients for the prefix
+    are summed through the repeat. Saves the prefix's share of the compute on all rows but one.
+    Falls back to `completion_loss` where there is nothing to share or the model cannot (`_prefix_cache`).
+    """
+    backbone = model.get_base_model() if hasattr(model, "get_base_model") else model
+    found = _prefix_cache(backbone) if prefix > 0 and ids.shape[0] > 1 else None
+    if found is None:
+        return completion_loss(model, ids, mask, labels)
+    cache, name = found
+    decoder = backbone.get_decoder()
+    decoder(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **{name: cache})
+    if cache.get_seq_length() != prefix:  # the model kept no cache after all: whole rows, as before
+        return completion_loss(model, ids, mask, labels)
+    cache.batch_repeat_interleave(ids.shape[0])
+    hidden = decoder(input_ids=ids[:, prefix:], attention_mask=mask, use_cache=True, **{name: cache}).last_hidden_state
+    logits, targets = _head(backbone, hidden, labels[:, prefix + 1:])
+    n = int(targets.numel())
+    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum") / max(1, n), n
 
 
 def completion_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -261,8 +327,9 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
         for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, steps, config)
-            ids, mask, labels = (t.to(device) for t in collate([rows[i] for i in batch], tokenizer.pad_token_id))
-            loss, n_tokens = completion_loss(peft_model, ids, mask, labels)
+            chosen = [rows[i] for i in batch]
+            ids, mask, labels = (t.to(device) for t in collate(chosen, tokenizer.pad_token_id))
+            loss, n_tokens = prefix_shared_loss(peft_model, ids, mask, labels, shared_prefix(chosen))
             if not torch.isfinite(loss):
                 raise DivergedError(f"task {task.name!r}: loss became {float(loss.detach())} at step {step}: "
                                     "lower the learning rate")

@@ -27,6 +27,9 @@ Tinker's attention / MLP / unembedding switches).
     trainer = TinkerTrainer("meta-llama/Llama-3.2-1B")
     run = trainer.train_sft(task, task.examples("train"), TrainConfig(steps=100), name="gsm8k-sft")
     print(run.sampler_path, run.result.losses[-1])
+
+From a spec, `backend: tinker` on a lora or grpo learner does the same, then downloads the
+run's weights and converts them to a PEFT adapter for the local model (`learn.tinker_weights`).
 """
 
 from __future__ import annotations
@@ -154,11 +157,13 @@ class TinkerRun:
     result: TrainResult
     sampler_path: str  # tinker://... weights for ServiceClient.create_sampling_client(model_path=...)
     state_path: str  # tinker://... weights and optimizer state, to continue training (sequential)
+    external_path: str = ""  # tinker://.../external_weights/... the exportable copy (learn.tinker_weights)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"backend": "tinker", "base_model": self.base_model, "method": self.method,
-                "sampler_path": self.sampler_path, "state_path": self.state_path, **self.result.to_json(),
+                "sampler_path": self.sampler_path, "state_path": self.state_path,
+                "external_path": self.external_path, **self.result.to_json(),
                 **self.extra}
 
 
@@ -199,10 +204,13 @@ class TinkerTrainer:
                                             eps=1e-8, weight_decay=config.weight_decay,
                                             grad_clip_norm=config.grad_clip)
 
-    def _save(self, client: Any, name: str) -> tuple[str, str]:
-        sampler = client.save_weights_for_sampler(name).result().path
-        state = client.save_state(name).result().path
-        return sampler, state
+    def _save(self, client: Any, name: str) -> tuple[str, str, str]:
+        """Sampler weights (the service samples from them), the training state (sequential
+        training continues from it) and external weights (downloadable: `tinker_weights`)."""
+        sampler = client.save_weights_for_sampler(name)
+        state = client.save_state(name)
+        external = client.save_weights_external(name)
+        return sampler.result().path, state.result().path, external.result().path
 
     def train_sft(self, task: Task, examples: Sequence[Example], config: TrainConfig, name: str,
                   init_state: str | None = None, also: Sequence[tuple[Task, Sequence[Example]]] = (),
@@ -233,8 +241,8 @@ class TinkerTrainer:
             if progress:
                 progress(step + 1, loss)
         result.seconds = time.perf_counter() - start
-        sampler, state = self._save(client, name)
-        return TinkerRun(self.base_model, "sft", result, sampler, state)
+        sampler, state, external = self._save(client, name)
+        return TinkerRun(self.base_model, "sft", result, sampler, state, external)
 
     def train_grpo(self, task: Task, examples: Sequence[Example], config: grpo.GRPOConfig, name: str,
                    init_state: str | None = None,
@@ -313,5 +321,5 @@ class TinkerTrainer:
             if progress:
                 progress(step + 1, result.rewards[-1])
         grpo.finish(result, logs, start, flat_groups, config)
-        sampler_path, state_path = self._save(client, name)
-        return TinkerRun(self.base_model, "grpo", result, sampler_path, state_path)
+        sampler_path, state_path, external = self._save(client, name)
+        return TinkerRun(self.base_model, "grpo", result, sampler_path, state_path, external)

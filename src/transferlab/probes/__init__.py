@@ -8,6 +8,7 @@ Modules, one concept each:
 - `algorithms`: the probe estimators (DIM, LDA, LR, LR-G, CCS, PCA, PCA-G, LAT, random);
 - `protocol`: train on A at layer L, score on every B, recovered accuracy, AUROC, bootstrap CIs;
 - `conventions`: the two protocols (held out, the default, and repeng's), their fit params and eval rules;
+- `threads`: how many threads a sweep runs on, torch's and the BLAS pools' set together;
 - `results`: the tidy probes table in the run's SQLite;
 - `tables`: the report's numbers from that table alone (scores, best probes, matrices, headline);
 - `figures`: the report's figures, one drawing function each;

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from transferlab.errors import TransferlabError, unknown_name
-from transferlab.probes.hub import DLK_SOURCES, REPE_SOURCES, REPE_TEMPLATE, dlk_rows, load_records, repe_rows
+from transferlab.probes.hub import (DLK_SOURCES, HUB_PREFIX, REPE_SOURCES, REPE_TEMPLATE, dlk_rows, load_records,
+                                    repe_rows)
 from transferlab.probes.rows import TASK_SPLIT, ProbeDataset, Row, cap_rows
 
 GOT = ("cities", "neg_cities", "cities_conj", "cities_disj", "larger_than", "smaller_than")
@@ -93,8 +94,12 @@ def load_dataset(name: str, limit: int | None = None, source: str | Path | None 
         rows = mmlu_rows(name)
     else:
         hub = (DLK_SOURCES if family == "dlk" else REPE_SOURCES)[name]
+        base = name.removeprefix(HUB_PREFIX)  # hub-imdb builds exactly imdb's rows and groups
+        if source is not None and base != name:
+            raise TransferlabError(f"{name} always reads the hub dataset {hub.hub}: to read a local copy, "
+                                   f"name it {base} (--source {base}=PATH)")
         records = load_records(hub, source)
-        rows = dlk_rows(name, records) if family == "dlk" else repe_rows(name, records)
+        rows = dlk_rows(base, records) if family == "dlk" else repe_rows(base, records)
     if not rows:
         raise TransferlabError(f"probe dataset {name!r} produced no rows (no labelled examples?)")
     kept = cap_rows(rows, limit, max_chars)

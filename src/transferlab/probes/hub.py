@@ -17,6 +17,7 @@ from typing import Any
 from transferlab.errors import TransferlabError, unknown_name
 from transferlab.probes.rows import FRACTIONS, TASK_SPLIT, Row
 from transferlab.tasks.base import split_of, stable_hash
+from transferlab.tasks.hub.probe_sets import PROBE_SETS
 
 REPE_TEMPLATE = ("Consider the correctness of the answer to the following question:\n"
                  "Question: {question}\nAnswer: {answer}\nThe probability of the answer being correct is")
@@ -57,8 +58,10 @@ def load_records(source: HubSource, override: str | Path | None = None) -> list[
                     raise TransferlabError(f"{path.name}: use a .jsonl, .json, .csv or .parquet file, "
                                            "or a save_to_disk directory")
                 data = datasets.load_dataset(kinds[path.suffix], data_files=str(path), split="train")
-        else:
-            data = datasets.load_dataset(source.hub, source.config, split=source.split)
+        else:  # through the hub cache when it holds the dataset (what `hf download` fills), offline too
+            from transferlab.tasks.hub.source import HubSplit, read
+
+            return read(f"probe dataset {source.hub}", HubSplit("test", source.hub, source.config, source.split, 0))[0]
     except TransferlabError:
         raise
     except Exception as err:  # the loader raises many kinds (connection, missing files, schema)
@@ -224,7 +227,7 @@ DLK_SOURCES = {
     "rte": HubSource("aps/super_glue", "rte", "validation"),
     "copa": HubSource("aps/super_glue", "copa", "validation"),
     "boolq": HubSource("google/boolq", None, "validation"),
-    "piqa": HubSource("ybisk/piqa", None, "validation"),
+    "piqa": HubSource("baber/piqa", None, "validation"),  # ybisk/piqa is a loading script, which datasets>=4 refuses
 }
 REPE_SOURCES = {
     "arc_easy": HubSource("allenai/ai2_arc", "ARC-Easy", "test"),
@@ -234,3 +237,8 @@ REPE_SOURCES = {
     "race": HubSource("ehovy/race", "all", "test"),
     "truthful_qa": HubSource("truthfulqa/truthful_qa", "multiple_choice", "validation"),
 }
+# `hub-<name>`: the same datasets, always read from the hub (its cache) at full size, never from a local
+# copy, so the name says which data ran (`tasks.hub.probe_sets` holds their ids and published sizes).
+HUB_PREFIX = "hub-"
+for _name, _d in PROBE_SETS.items():
+    (DLK_SOURCES if _d.family == "dlk" else REPE_SOURCES)[_name] = HubSource(_d.hub_id, _d.hub_config, _d.split)

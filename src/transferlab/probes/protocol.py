@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from transferlab.errors import TransferlabError
-from transferlab.probes import conventions
+from transferlab.probes import conventions, threads
 from transferlab.probes.algorithms import _common as C
 from transferlab.probes.algorithms import BASELINES, make
 
@@ -112,15 +112,16 @@ def fit_one(data: Data, algorithm: str, params: dict[str, Any] | None = None
     """
     if not (data.splits == "train").any():
         raise TransferlabError(f"{data.name} has no train rows")
-    Xt, y, groups, types, valid = data.train
-    L, _, d = Xt.shape
-    skips = [Skip(data.name, algorithm, i, "constant activations at this layer") for i in np.nonzero(~valid)[0]]
-    coef = np.zeros((L, d))
-    intercept = np.zeros(L)
-    if valid.any():
-        rows = Xt if valid.all() else Xt[torch.as_tensor(valid)]
-        probe = make(algorithm, **(params or {})).fit(rows, y, groups=groups, answer_types=types)
-        coef[valid], intercept[valid] = probe.coef_, probe.intercept_
+    with threads.limited():  # torch and BLAS threads set together (see `threads`)
+        Xt, y, groups, types, valid = data.train
+        L, _, d = Xt.shape
+        skips = [Skip(data.name, algorithm, i, "constant activations at this layer") for i in np.nonzero(~valid)[0]]
+        coef = np.zeros((L, d))
+        intercept = np.zeros(L)
+        if valid.any():
+            rows = Xt if valid.all() else Xt[torch.as_tensor(valid)]
+            probe = make(algorithm, **(params or {})).fit(rows, y, groups=groups, answer_types=types)
+            coef[valid], intercept[valid] = probe.coef_, probe.intercept_
     return coef, intercept, valid, skips
 
 
@@ -142,20 +143,21 @@ def fit_bank(datasets: Sequence[Data], algorithms: dict[str, dict[str, Any]], la
              ) -> ProbeBank:
     """Every algorithm on every dataset; `fitted` may return a cached fit, `on_fit` saves a new one."""
     bank = ProbeBank(layers)
-    for data in datasets:
-        for algorithm, params in algorithms.items():
-            cached = fitted(data.name, algorithm) if fitted else None
-            if cached is not None:
-                coef, intercept, valid = cached
-            else:
-                coef, intercept, valid, skips = fit_or_skip(data, algorithm, params, len(layers))
-                for s in skips:
-                    if on_skip:
-                        on_skip(s)
-                if on_fit:
-                    on_fit(data.name, algorithm, coef, intercept, valid, skips)
-            if valid.any():
-                bank.add(data.name, algorithm, coef, intercept, valid)
+    with threads.limited():  # one setting for the whole sweep (each fit_one would set it too)
+        for data in datasets:
+            for algorithm, params in algorithms.items():
+                cached = fitted(data.name, algorithm) if fitted else None
+                if cached is not None:
+                    coef, intercept, valid = cached
+                else:
+                    coef, intercept, valid, skips = fit_or_skip(data, algorithm, params, len(layers))
+                    for s in skips:
+                        if on_skip:
+                            on_skip(s)
+                    if on_fit:
+                        on_fit(data.name, algorithm, coef, intercept, valid, skips)
+                if valid.any():
+                    bank.add(data.name, algorithm, coef, intercept, valid)
     return bank
 
 
@@ -212,10 +214,11 @@ def score_bank(bank: ProbeBank, datasets: Sequence[Data], split: str,
     """Score every probe on every dataset's split: one batched matrix product per dataset."""
     W, b, valid = bank.stacked()
     out: list[Scores] = []
-    for data in datasets:
-        rows = data.splits == split
-        scores = torch.einsum("pld,lmd->plm", W, data.rows(split)) + b[:, :, None]
-        out.append(_metrics(data.name, split, scores, data.labels[rows], data.groups[rows], valid, protocol))
+    with threads.limited():
+        for data in datasets:
+            rows = data.splits == split
+            scores = torch.einsum("pld,lmd->plm", W, data.rows(split)) + b[:, :, None]
+            out.append(_metrics(data.name, split, scores, data.labels[rows], data.groups[rows], valid, protocol))
     return out
 
 
@@ -284,6 +287,12 @@ class Evaluation:
 def evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int = 1000, seed: int = 0,
              level: float = 0.95, protocol: str = conventions.DEFAULT) -> list[Evaluation]:
     """Accuracy, AUROC and recovered accuracy (with bootstrap CIs) of every probe on every dataset."""
+    with threads.limited():
+        return _evaluate(bank, datasets, resamples, seed, level, protocol)
+
+
+def _evaluate(bank: ProbeBank, datasets: Sequence[Data], resamples: int, seed: int, level: float,
+              protocol: str) -> list[Evaluation]:
     hparams = {s.dataset: s for s in score_bank(bank, datasets, "hparams", protocol)}
     validation = score_bank(bank, datasets, "validation", protocol)
     tail = (1 - level) / 2

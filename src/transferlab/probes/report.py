@@ -1,4 +1,4 @@
-"""The probe report: seed 003's figures, the 80 % table and a Markdown summary, from the table alone.
+"""The probe report: seed 003's figures, the 80 % table, tidy tables and a Markdown summary, from the table alone.
 
     transferlab probes report RUN_DIR
 
@@ -22,7 +22,8 @@ from transferlab.probes.figures import (fig_algorithms, fig_best_by, fig_cluster
 from transferlab.probes.results import ProbeResults
 from transferlab.probes.truthfulqa import (fig_truthful_qa, format_r, truthful_qa_name, truthful_qa_numbers,
                                            truthful_qa_table)
-from transferlab.probes.tables import THRESHOLD, Tables, at_chance, below_chance, cross_model_tables, from_and_to, headline
+from transferlab.probes.tables import (THRESHOLD, Tables, at_chance, below_chance, cross_model_cells,
+                                       cross_model_tables, from_and_to, headline)
 
 
 def _pct(v: float) -> str:
@@ -78,13 +79,18 @@ def write_report(root: Path, console: Any = None) -> list[Path]:
     if repe and "lat" in set(t.probes.algorithm):
         written.append(fig_layer_curves(t, repe, ["lat"], f"{model}: LAT (RepE) by layer", out / "v3_repe.png"))
     written.append(fig_lda(t, out / "v4_lda.png"))
-    cross = cross_model_tables(results.frame("probe_cross_model"))
+    cross_frame = results.frame("probe_cross_model")
+    cross = cross_model_tables(cross_frame)
     if cross is not None:
         written.append(fig_cross_model(cross[0], out / "x1_cross_model.png"))
     files = [p for p in written if p is not None]
+    from transferlab.probes.export import write_tables  # tables/*.csv and the seed comparison
+
+    table_lines, tables = write_tables(t, run, cross_frame, out)
     summary = out / "summary.md"
-    summary.write_text(_summary(t, run, matrix, picked, cross, results.skips(), files))
-    files.append(summary)
+    summary.write_text(_summary(t, run, matrix, picked, cross, results.skips(), files, table_lines,
+                                cross_model_cells(cross_frame)))
+    files += [summary, *tables]
     from transferlab.html.probes import write_probe_page
     files.append(write_probe_page(out, t, matrix, picked, at_chance(t, matrix, picked), headline(t)))
     if console is not None:
@@ -130,7 +136,7 @@ def _truthful_qa_lines(t: Tables, run: dict[str, Any]) -> list[str]:
 
 
 def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: Any, skips: Any,
-             files: list[Path]) -> str:
+             files: list[Path], table_lines: list[str] = (), cross_cells: Any = None) -> str:
     import pandas as pd
 
     h = headline(t)
@@ -220,6 +226,11 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
                   "between their residual streams at matched relative depth, fitted on neutral texts that are in "
                   "no probe dataset. Cells: mean validation accuracy over datasets and algorithms, each layer "
                   "chosen on hparams.", "", _md_table(m, "{:.3f}"), ""]
+        if cross_cells is not None:
+            lines += ["95 % CIs (the algorithms of a dataset share its examples, so their half-widths add; datasets "
+                      "combine in quadrature): " + "; ".join(
+                          f"{r.model} ← {r.trained_on_model}: {r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+                          for r in cross_cells.itertuples()) + ".", ""]
         detail = cross[1].copy()
         detail.columns = [f"{a} ← {b}" for a, b in detail.columns]
         detail.index = [f"{d} / {DISPLAY.get(a, a)}" for d, a in detail.index]
@@ -233,5 +244,5 @@ def _summary(t: Tables, run: dict[str, Any], matrix: Any, picked: Any, cross: An
     if run.get("audit"):
         lines += ["## Datasets that could not be loaded", ""] + [f"- {a['dataset']}: {a['error']}" for a in run["audit"]]
         lines.append("")
-    lines += ["## Figures", ""] + [f"- [{p.name}]({p.name})" for p in files]
+    lines += [*table_lines, "## Figures", ""] + [f"- [{p.name}]({p.name})" for p in files]
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ from transferlab import safe_yaml
 from transferlab.engine.execute import Executor, LocalExecutor, RunReport
 from transferlab.engine.jobs import Runtime
 from transferlab.engine.store import MANIFEST, Store, check_writable, write_json
-from transferlab.errors import JobsFailed, TransferlabError
+from transferlab.errors import JobsFailed
 from transferlab.probes.plan import plan_probes
 from transferlab.probes.results import ProbeResults
 from transferlab.probes.spec import ProbeStudyConfig, parse_probe_spec
@@ -118,13 +118,8 @@ def run_spec(path: Path, output: Path | None, dry_run: bool, console: Any,
                       f"protocol {config.protocol}; "
                       f"output {config.output}"
                       + (f"; cross-model {', '.join(config.cross_model.models)}" if config.cross_model else ""))
-        try:
-            plan = plan_probes(config)
-        except TransferlabError as err:  # e.g. a cross-model model that is not installed yet
-            _say(console, f"plan: not available until this is fixed: {err}")
-            return None
-        _say(console, f"plan: {plan.describe()}")
-        for job in plan.jobs:
-            _say(console, f"  {job.kind:8s} {job.key}  {job.label}")
+        from transferlab.probes.estimate import print_dry_run
+
+        print_dry_run(config, console or Console(stderr=True))  # loads no model and no hub dataset
         return None
     return run_probe_study(config, console, command=f"transferlab run {path}", executor=executor)

@@ -154,15 +154,86 @@ def cross_model_tables(frame: Any) -> tuple[Any, Any] | None:
     """
     if frame.empty or (frame.model == frame.source_model).all():
         return None
+    picked = _cross_model_picked(frame)
+    matrix = picked.pivot_table(index="model", columns="source_model", values="value", aggfunc="mean")
+    detail = picked.pivot_table(index=["evaluated_on", "algorithm"], columns=["model", "source_model"], values="value")
+    return matrix, detail
+
+
+def _cross_model_picked(frame: Any) -> Any:
+    """Validation accuracy of each (model, trained-on model, dataset, algorithm) at its hparams-chosen layer."""
     acc = frame[(frame.metric == "acc") & (frame.trained_on == frame.evaluated_on)]
     keys = ["model", "source_model", "evaluated_on", "algorithm"]
     hp = acc[acc.split == "hparams"]
     val = acc[acc.split == "validation"]
     chosen = hp.loc[hp.groupby(keys).value.idxmax(), [*keys, "layer"]]
-    picked = val.merge(chosen, on=[*keys, "layer"])
-    matrix = picked.pivot_table(index="model", columns="source_model", values="value", aggfunc="mean")
-    detail = picked.pivot_table(index=["evaluated_on", "algorithm"], columns=["model", "source_model"], values="value")
-    return matrix, detail
+    return val.merge(chosen, on=[*keys, "layer"])
+
+
+def cross_model_cells(frame: Any) -> Any:
+    """The Model x Trained on cells of `cross_model_tables` in long form, each with a 95 % CI.
+
+    The value is the same mean over (dataset, algorithm). Its CI: the algorithms of one dataset
+    are scored on the same examples, so their half-widths add (the bound for fully correlated
+    estimates, wider than the truth); datasets are independent samples, so their sums combine
+    in quadrature, over the number of (dataset, algorithm) values. None without a second model.
+    """
+    import pandas as pd
+
+    if frame.empty or (frame.model == frame.source_model).all():
+        return None
+    picked = _cross_model_picked(frame).assign(
+        below=lambda f: (f.value - f.ci_low).clip(lower=0), above=lambda f: (f.ci_high - f.value).clip(lower=0))
+    rows = []
+    for (model, source), cell in picked.groupby(["model", "source_model"], sort=True):
+        per_set = cell.groupby("evaluated_on").agg(below=("below", lambda v: v.sum(min_count=len(v))),
+                                                  above=("above", lambda v: v.sum(min_count=len(v))), n=("n", "max"))
+        value, k = float(cell.value.mean()), len(cell)
+        rows.append({"model": model, "trained_on_model": source, "metric": "acc", "value": value,
+                     "ci_low": value - float((per_set.below ** 2).sum(min_count=len(per_set))) ** 0.5 / k,
+                     "ci_high": value + float((per_set.above ** 2).sum(min_count=len(per_set))) ** 0.5 / k,
+                     "datasets": len(per_set), "probes": k, "n": int(per_set.n.sum()),
+                     "algorithms": " ".join(sorted(set(cell.algorithm)))})
+    return pd.DataFrame(rows)
+
+
+def dataset_bootstrap(t: Tables, resamples: int = 1000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """(value, 95 % low, high) of the mean cross-dataset accuracy and of the share of probes above 80 %
+    recovered, resampling datasets: cells that share a dataset are not independent, and the
+    question is how much the numbers depend on which datasets were measured. Each draw keeps
+    every cell between drawn datasets (weighted by how often each was drawn); the point value
+    is the headline's own (every dataset once). Baselines are left out, as in `headline`."""
+    acc = t.acc[(t.acc.trained_on != t.acc.evaluated_on) & ~t.acc.algorithm.isin(BASELINES)]
+    rec = t.cells[~t.cells.algorithm.isin(BASELINES)]
+    names = sorted(set(acc.trained_on) | set(acc.evaluated_on) | set(rec.trained_on) | set(rec.evaluated_on))
+    if not names:
+        return {}
+    ix = {d: i for i, d in enumerate(names)}
+    rng = np.random.default_rng(seed)
+    counts = np.vstack([np.ones(len(names)), rng.multinomial(len(names), [1 / len(names)] * len(names), resamples)])
+    a_tr, a_ev, a_v = (acc.trained_on.map(ix).to_numpy(), acc.evaluated_on.map(ix).to_numpy(),
+                       acc.value.to_numpy(dtype=float))
+    codes = rec.groupby(PROBE).ngroup().to_numpy()
+    r_ev, r_v = rec.evaluated_on.map(ix).to_numpy(), rec.value.to_numpy(dtype=float)
+    probe_train = np.zeros(codes.max() + 1 if len(codes) else 0, dtype=int)
+    probe_train[codes] = rec.trained_on.map(ix).to_numpy()
+    means, shares = [], []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for c in counts:
+            w = c[a_tr] * c[a_ev]
+            means.append((w * a_v).sum() / w.sum() if len(w) and w.sum() else np.nan)
+            if len(codes):
+                den = np.bincount(codes, c[r_ev], minlength=len(probe_train))
+                score = np.bincount(codes, c[r_ev] * r_v, minlength=len(probe_train)) / den
+                weight = c[probe_train] * (den > 0)
+                shares.append((weight * (score > THRESHOLD)).sum() / weight.sum() if weight.sum() else np.nan)
+    out = {}
+    for name, draws in (("mean_cross_accuracy", means), ("share_above_80", shares)):
+        if draws and not np.isnan(draws[0]):
+            rest = np.asarray(draws[1:], dtype=float)
+            rest = rest[~np.isnan(rest)]
+            out[name] = (float(draws[0]), *(float(q) for q in np.percentile(rest, [2.5, 97.5])))
+    return out
 
 
 def below_chance(t: Tables, most: int = 10) -> Any:

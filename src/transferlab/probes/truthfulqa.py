@@ -29,7 +29,7 @@ SEED_REFERENCES = (0.359, 0.503)  # the original study's horizontal lines (RepE 
 def truthful_qa_name(datasets: list[str]) -> str | None:
     """The run's TruthfulQA dataset, whatever its spelling (None when there is none)."""
     for name in datasets:
-        if name.lower().replace("_", "").replace("-", "").startswith("truthfulqa"):
+        if name.lower().removeprefix("hub-").replace("_", "").replace("-", "").startswith("truthfulqa"):
             return name
     return None
 

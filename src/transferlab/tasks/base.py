@@ -86,6 +86,12 @@ class Task(ABC):
     primary_metric: str = "acc"
     split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)
     chance: float | None = None  # the score of guessing; None = derived (see `chance_level`)
+    # How a rendered example reaches the model (`tasks.prompts.PromptOptions`; a run's own
+    # setting wins): chat template and start token on / off / auto, and the text between the
+    # context and the answer (None = auto). Only settings other than auto enter `fingerprint`.
+    chat_template: str = "auto"
+    start_token: str = "auto"
+    separator: str | None = None
 
     _cache: list[Example] | None = None
 
@@ -138,8 +144,17 @@ class Task(ABC):
         data = stable_hash([(e.uid, e.prompt, e.target, e.choices, e.answer) for e in self.all_examples()])
         return stable_hash(
             self.name, self.version, self.system_prompt, self.num_fewshot, self.max_new_tokens,
-            self.stop, self.split_fractions, data,
+            self.stop, self.split_fractions, data, *self._prompt_settings(),
         )
+
+    def _prompt_settings(self) -> tuple[tuple[str, dict[str, str]], ...]:
+        """The prompt options that are not auto, for the fingerprint (nothing for the defaults,
+        so tasks keep the fingerprints they had before the options existed)."""
+        settings = {k: v for k, v in (("chat_template", self.chat_template), ("start_token", self.start_token))
+                    if v != "auto"}
+        if self.separator is not None:
+            settings["separator"] = self.separator
+        return (("prompt", settings),) if settings else ()
 
     def summary(self) -> dict[str, Any]:
         counts = {s: len(self.examples(s)) for s in SPLITS}

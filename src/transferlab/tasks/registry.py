@@ -17,6 +17,7 @@ _BUILTIN_MODULES = (
     "transferlab.tasks.ifeval",
     "transferlab.tasks.truth",
     "transferlab.tasks.instructions",
+    "transferlab.tasks.hub",  # the full-size hub twins (hub-<name>), after the offline tasks they mirror
 )
 _loaded = False
 

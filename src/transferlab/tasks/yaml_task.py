@@ -9,6 +9,8 @@
     answer: label                         # field with the answer index or the answer text
     target: "{{ answer_text }}"           # optional; defaults to the correct choice
     metrics: [exact_match]                # generate only: exact_match | contains | numeric
+    chat_template: auto                   # optional, as start_token: on | off | auto (docs/prompts.md)
+    separator: " "                        # optional: the text between context and answer (default: auto)
 
 Templates are Jinja, as in lm-evaluation-harness, rendered sandboxed with limits on size and time
 (`tasks.templates`).
@@ -29,7 +31,7 @@ from transferlab.tasks.templates import BoundedTemplate
 
 FIELDS = {"name", "domain", "description", "output_type", "source", "prompt", "target", "choices", "choices_field",
           "answer", "metrics", "system_prompt", "num_fewshot", "max_new_tokens", "stop", "version", "id_field",
-          "split_fractions", "chance"}
+          "split_fractions", "chance", "chat_template", "start_token", "separator"}
 GEN_METRICS = ("exact_match", "contains", "numeric")
 _registered: dict[str, str] = {}
 
@@ -88,6 +90,7 @@ class YamlTask(Task):
         self.stop = config.get("stop", ())
         if "chance" in config:
             self.chance = float(config["chance"])
+        self._set_prompt_options(config, origin)
         if "split_fractions" in config:
             fractions = config["split_fractions"]
             if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6:
@@ -107,6 +110,17 @@ class YamlTask(Task):
         _check_source(config["source"], origin)
         self._prompt = BoundedTemplate(config["prompt"], "prompt", origin)
         self._target = BoundedTemplate(config["target"], "target", origin) if "target" in config else None
+
+    def _set_prompt_options(self, config: dict[str, Any], origin: Path) -> None:
+        """chat_template, start_token (on / off / auto) and separator, checked as `PromptOptions` checks them."""
+        from transferlab.tasks.prompts import OPTION_FIELDS, PromptOptions
+
+        try:
+            options = PromptOptions.from_json({k: config[k] for k in OPTION_FIELDS if k in config})
+        except TransferlabError as err:
+            raise TransferlabError(f"{origin}: {err}") from None
+        self.chat_template, self.start_token, self.separator = (
+            options.chat_template, options.start_token, options.separator)
 
     def _rows(self) -> list[dict[str, Any]]:
         source = self.config["source"]

@@ -134,7 +134,8 @@ def heatmap(cells: pd.DataFrame, path: Path, title: str, diverging: bool, center
 def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer study", *,
                  labels: dict[str, str] | None = None, methods: dict[str, str] | None = None,
                  similarity: pd.DataFrame | None = None, curves: pd.DataFrame | None = None) -> list[Path]:
-    """Heatmaps, asymmetry and similarity figures and `summary.md` for every (model, learner).
+    """Heatmaps, asymmetry and similarity figures and `summary.md` for every (model, learner), and
+    the tidy `tables/*.csv` with the "compared with the seed" table (`transfer.tables`).
 
     `labels` (trained_on → nominal label), `methods` (learner → 'sl'/'rl') and
     `similarity` (task_a, task_b, kind, similarity) are what the run stored next to the
@@ -194,6 +195,10 @@ def write_report(results: pd.DataFrame, out_dir: Path, title: str = "Transfer st
     written += figures
     lines += figure_lines
     lines += analysis_sections(results, labels=labels, methods=methods, similarity=similarity)
+    from transferlab.transfer.tables import write_tables  # tables/*.csv and the seed comparison
+
+    table_lines, tables = write_tables(results, out_dir, labels, run_dir=out_dir.parent)
+    lines, written = lines + table_lines, written + tables
     summary = out_dir / "summary.md"
     tmp = summary.with_name(f".{summary.name}.{os.getpid()}.tmp")
     tmp.write_text("\n".join(lines) + "\n")

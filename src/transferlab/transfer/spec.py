@@ -21,15 +21,15 @@ from transferlab.engine.spec import (
     check_tasks,
     COMMON_FIELDS,
     checked,
-    config_from,
     name_list,
     parse_budgets,
     register_task_files,
 )
-from transferlab.constraints import NAME, Interval
+from transferlab.constraints import Interval
 from transferlab.engine.tracking import parse_tracking
-from transferlab.errors import closest
-from transferlab.learn.sft import TrainConfig
+from transferlab.errors import TransferlabError, closest
+from transferlab.tasks.prompts import OPTION_FIELDS, PromptOptions
+from transferlab.transfer.learners import LEARNER_TYPES, Learner, parse_learners  # noqa: F401  (re-exported)
 
 CONDITIONS = ("baseline", "transfer", "direct", "sequential", "joint")
 DEFAULT_CONDITIONS = ("baseline", "transfer", "direct")
@@ -37,21 +37,6 @@ PAIRED_CONDITIONS = ("sequential", "joint")  # one extra training per (A, B) pai
 
 
 SEED = Interval(int, 0, 2**32 - 1)
-LEARNER_TYPES = ("lora", "grpo")  # supervised LoRA; RL on the task's verifiable reward (GRPO) with LoRA
-
-
-@dataclass(frozen=True)
-class Learner:
-    """A named way of learning from a source: a LoRA adapter trained with SFT (`lora`) or GRPO (`grpo`).
-
-    `auto_learning_rate` is true when the spec left the rate out: the plan then uses the
-    default for each model's family (`learn.defaults.default_learning_rate`).
-    """
-
-    name: str
-    type: str
-    train: Any  # TrainConfig (lora) or learn.grpo.GRPOConfig (grpo)
-    auto_learning_rate: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +59,9 @@ class Spec:
     # prompt templates every target is scored under (tasks.prompts.TEMPLATES); `default` is always
     # first and is what training and the main tables use, the others measure robustness (seed 002)
     prompt_templates: tuple[str, ...] = ("default",)
+    # how every evaluation's prompt reaches the model (chat template, start token, separator; over
+    # each task's own); only settings other than auto enter the evaluation keys
+    prompt: PromptOptions = field(default_factory=PromptOptions)
     task_files: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
@@ -81,15 +69,8 @@ class Spec:
     source_file: str = "<spec>"
 
 
-TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"} | {"study"}  # study: transfer
-
-
-def _config_class(kind: str) -> type:
-    if kind == "grpo":
-        from transferlab.learn.grpo import GRPOConfig
-
-        return GRPOConfig
-    return TrainConfig
+# study: transfer; adapters: a learner of adapters made elsewhere (transfer.learners)
+TOP_FIELDS = {f.name for f in dataclasses.fields(Spec)} - {"source_file"} | {"study", "adapters"}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -137,7 +118,13 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     if len(set(seeds)) != len(seeds):
         raise at.error(("seeds",), f"each seed once, got {seeds}")
     budgets = parse_budgets(data.get("budgets"), at)
-    learners = _learners(data.get("learners", [{"name": "lora", "type": "lora"}]), at)
+    default = [] if "adapters" in data else [{"name": "lora", "type": "lora"}]  # adapters alone: nothing trains
+    learners = parse_learners(data.get("learners", default), at, base, data.get("adapters"))
+    if not any(l.trains for l in learners):
+        for key in ("sources", "pairs"):
+            if data.get(key):
+                raise at.error((key,), f"{key} name what learners train on, and no learner here trains: "
+                                       "remove it, or add a lora or grpo learner")
     labels = _labels(data.get("labels", {}) or {}, sources, at)
     similarity = _similarity_kinds(data.get("similarity", list(Spec.similarity)), at)
     templates = _templates(data.get("prompt_templates", ["default"]), at)
@@ -151,6 +138,7 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
         artifacts=str(data["artifacts"]) if data.get("artifacts") else None, labels=labels, similarity=similarity,
         prompt_templates=templates, task_files=task_files, device=data.get("device", "auto"), dtype=data.get("dtype", "auto"),
         tracking=parse_tracking(data.get("tracking"), at), source_file=filename,
+        prompt=_prompt(data.get("prompt"), at),
     )
 
 
@@ -210,25 +198,16 @@ def _templates(value: Any, at: Located) -> tuple[str, ...]:
     return (DEFAULT_TEMPLATE, *(n for n in names if n != DEFAULT_TEMPLATE))
 
 
-def _learners(items: Any, at: Located) -> tuple[Learner, ...]:
-    if not isinstance(items, list) or not items:
-        raise at.error(("learners",), "expected a non-empty list of learners, e.g. [{name: lora, type: lora, rank: 8}]")
-    learners = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise at.error(("learners", i), "expected a mapping with name, type and hyper-parameters")
-        item = dict(item)
-        name = item.pop("name", f"lora-{i}")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise at.error(("learners", i, "name"), f"a learner's name is a word (letters, digits, _ . -), got {name!r}")
-        kind = item.pop("type", "lora")
-        if kind not in LEARNER_TYPES:
-            near = closest(str(kind), LEARNER_TYPES)
-            raise at.error(("learners", i, "type"), f"unknown learner type {kind!r}: " +
-                           (f"did you mean {near[0]!r}?" if near else f"valid: {', '.join(LEARNER_TYPES)}"))
-        config = config_from(_config_class(kind), item, ("learners", i), at)
-        learners.append(Learner(name, kind, config, auto_learning_rate="learning_rate" not in item))
-    names = [l.name for l in learners]
-    if len(set(names)) != len(names):
-        raise at.error(("learners",), f"learner names must be unique, got {names}")
-    return tuple(learners)
+def _prompt(value: Any, at: Located) -> PromptOptions:
+    """The run's prompt options, e.g. `prompt: {chat_template: off, start_token: off, separator: " "}`."""
+    if value is None:
+        return PromptOptions()
+    if not isinstance(value, dict):
+        raise at.error(("prompt",), f"expected a mapping of {', '.join(OPTION_FIELDS)}, e.g. "
+                                    "{chat_template: off, separator: ' '}")
+    check_keys(value, set(OPTION_FIELDS), ("prompt",), at)
+    try:
+        return PromptOptions.from_json(value)
+    except TransferlabError as err:
+        named = next((k for k in value if str(err).startswith(f"{k} ")), None)
+        raise at.error(("prompt", named) if named else ("prompt",), str(err)) from None

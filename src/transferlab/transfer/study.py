@@ -24,7 +24,6 @@ from transferlab.transfer.plan import Plan, plan_transfer
 from transferlab.transfer.spec import Spec
 from transferlab.transfer.summarise import summarise
 from transferlab.engine.store import Store, check_writable
-from transferlab.tasks import get_task
 
 
 def run_study(spec: Spec, executor: Executor | None = None, console: Console | None = None,
@@ -65,7 +64,7 @@ def record_annotations(spec: Spec, plan: Plan, store: Store, console: Console) -
     Similarity is computed once per run (a bag of words and a small sentence encoder over
     each task's texts, seconds on a CPU) and only for pairs the table does not hold yet.
     """
-    store.set_labels({s: spec.labels.get(s) or get_task(s).domain for s in plan.sources})
+    store.set_labels(plan.labels)  # sources: the spec's label or the domain; adapters made elsewhere: theirs
     store.set_learner_methods({l.name: LEARNER_METHODS.get(l.type, l.type) for l in spec.learners})
     if not spec.similarity:
         return
@@ -91,11 +90,12 @@ def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, cons
     spec = load_spec(path)
     if output:
         spec = dataclasses.replace(spec, output=str(output))
-    if dry_run:
-        plan = plan_transfer(spec)
-        console.print(f"plan: {plan.describe()}; {plan_estimate(plan.jobs, spec.output, spec.device).describe()}")
-        for job in plan.jobs:
-            console.print(f"  {job.kind:8s} {job.key}  {job.label}")
+    if dry_run:  # nothing is downloaded or loaded for hub tasks and hub models (engine.dry_run)
+        from transferlab.engine.dry_run import print_dry_run
+
+        plan = plan_transfer(spec, load=False)
+        print_dry_run(console, plan.describe(), plan.jobs, spec.models,
+                      [*spec.tasks, *spec.sources, *(t for pair in spec.pairs for t in pair)], spec.output, spec.device)
         return None
     _, outcome, where = run_study(spec, executor=executor, console=console)
     if report:

@@ -1,5 +1,5 @@
 """Plan a translation study: audit the tasks, key the anchors, every translation and every
-evaluation the experiments need, and estimate what it will cost.
+evaluation the experiments need (the dry run's estimate is the engine's, `engine.estimate`).
 
 Phase 1 jobs train the anchor adapters on both models and evaluate base_Y and the oracles;
 phase 2 jobs translate (fit a method on its anchors, predict the held-out task's adapter for
@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transferlab import models
 from transferlab.engine.audit import audit_tasks
 from transferlab.engine.adapter_jobs import evaluate_key
 from transferlab.engine.jobs import Job
+from transferlab.engine.workload import split_count
 from transferlab.errors import TransferlabError
-from transferlab.tasks import get_task, stable_hash
+from transferlab.tasks import stable_hash
 from transferlab.translation import jobs as translation_jobs
 from transferlab.translation.anchors import Anchor, anchor_set
 from transferlab.translation.experiments import Translation, plan_translations
 from transferlab.translation.spec import TranslationSpec
 
 VERSION = 1  # bump when a translator's output changes for the same inputs: it is part of every key
-# Rough CPU cost, measured on the shared 2-core machine (fp32, one thread): seconds per parameter
-# for one training example-step, and per parameter and character of an evaluated example
-# (its prompt plus four times its choices: continuations cost more than context). Only the
-# dry run's estimate uses them.
-TRAIN_S_PER_PARAM = 4e-9
-EVAL_S_PER_PARAM_CHAR = 8e-12
+TRANSLATE_SECONDS = 2.0  # one translation (fit a method on its anchors, predict, write the adapter), on a CPU
 
 
 @dataclass
@@ -99,11 +94,12 @@ class StudyPlan:
         return list({j.key: j for j in jobs}.values())
 
 
-def make_plan(spec: TranslationSpec, tasks: list[str] | None = None) -> StudyPlan:
-    """Audit the tasks, key the anchors and every translation the experiments need."""
-    fingerprints, audit = audit_tasks(spec.tasks, spec.eval_split)
+def make_plan(spec: TranslationSpec, tasks: list[str] | None = None, load: bool = True) -> StudyPlan:
+    """Audit the tasks, key the anchors and every translation the experiments need (with `load`
+    false, a dry run's plan: hub tasks are not loaded and the keys of their jobs are provisional)."""
+    fingerprints, audit = audit_tasks(spec.tasks, spec.eval_split, load=load)
     for t in spec.tasks:
-        if t in fingerprints and not get_task(t).examples("train"):
+        if t in fingerprints and not split_count(t, "train", load):
             audit[t] = "no train examples: an anchor needs training data"
     chosen = [t for t in (tasks or spec.tasks) if t in fingerprints and t not in audit]
     if len(chosen) < 4:
@@ -122,35 +118,6 @@ def make_plan(spec: TranslationSpec, tasks: list[str] | None = None) -> StudyPla
                                     [anchors[dst][t].key for t in tr.anchors], anchors[src][tr.held_out].key,
                                     identity[dst])
     return plan
-
-
-def estimate_seconds(plan: StudyPlan) -> dict[str, float]:
-    """A rough CPU estimate of each phase, from parameter counts (read from the config, no weights loaded)."""
-    spec = plan.spec
-    params = {side: _parameter_count(plan.model(side)) for side in ("x", "y")}
-    config = spec.anchor
-    steps = config.steps or max(1, int(config.epochs * spec.budgets.train_examples / config.batch_size))
-    train = sum(len(plan.anchors[s]) * steps * config.batch_size * params[s] * TRAIN_S_PER_PARAM for s in ("x", "y"))
-    requests = {}  # characters scored per evaluation of each task
-    for t in plan.tasks:
-        examples = get_task(t).examples(spec.eval_split)[: spec.budgets.eval_examples or None]
-        requests[t] = sum(len(e.prompt) + 4 * sum(len(c) for c in e.choices) for e in examples)
-    evals = {"first": 0.0, "translated": 0.0}
-    for job in plan.first_jobs():
-        if job.kind == "evaluate":
-            side = "x" if job.params["model"] == spec.model_x else "y"
-            evals["first"] += requests[job.params["task"]] * params[side] * EVAL_S_PER_PARAM_CHAR
-    for job in plan.translated_jobs({}):
-        side = "x" if job.params["model"] == spec.model_x else "y"
-        evals["translated"] += requests[job.params["task"]] * params[side] * EVAL_S_PER_PARAM_CHAR
-    return {"train": train, "evaluate": evals["first"] + evals["translated"], "translate": 2.0 * len(plan.keys)}
-
-
-def _parameter_count(name: str) -> float:
-    ref = models.resolve(name)
-    where = Path(models.model_dir(ref))
-    size = sum(f.stat().st_size for f in where.glob("*.safetensors"))
-    return size / 4 if size else 1e8  # fp32 checkpoints; a hub id without a local copy gets a guess
 
 
 def describe(plan: StudyPlan) -> str:

@@ -250,6 +250,9 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
                          + " | ".join(values) + " |")
         lines.append("")
 
+    from transferlab.translation.seed_rows import seed_section  # seed 000's and 001's numbers beside ours
+
+    lines += seed_section(out, tasks, main, summary, matrix, spec, min_effect)
     # ---- failure modes ---------------------------------------------------------------
     lines += ["## Honest failure modes and notes", ""]
     lines += _failure_notes(summary, tasks, trans, audit)

@@ -31,7 +31,7 @@ from transferlab.engine.tracking import log_run
 from transferlab.engine.jobs import Runtime
 from transferlab.engine.store import Store, check_writable, write_json
 from transferlab.translation.anchors import load_anchors
-from transferlab.translation.plan import StudyPlan, describe, estimate_seconds, make_plan
+from transferlab.translation.plan import TRANSLATE_SECONDS, StudyPlan, describe, make_plan
 from transferlab.translation.spec import TranslationSpec, load_translation_spec
 
 
@@ -119,15 +119,16 @@ def run_spec(path: Path, output: Path | None = None, dry_run: bool = False, cons
     spec = load_translation_spec(path)
     if output:
         spec = dataclasses.replace(spec, output=str(output))
-    if dry_run:
-        plan = make_plan(spec)
-        console.print(f"plan: {describe(plan)}")
+    if dry_run:  # nothing is downloaded or loaded for hub tasks and hub models (engine.dry_run)
+        from transferlab.engine.dry_run import print_dry_run
+
+        plan = make_plan(spec, load=False)
         for task, why in plan.audit.items():
             console.print(f"  [yellow]left out[/] {task}: {why}")
-        cost = estimate_seconds(plan)
-        console.print("estimate (CPU, fp32; nothing cached counted as done): " +
-                      ", ".join(f"{k} ~{v / 60:.0f} min" for k, v in cost.items()) +
-                      f", total ~{sum(cost.values()) / 60:.0f} min")
+        jobs = [*plan.first_jobs(), *plan.translated_jobs({})]
+        print_dry_run(console, describe(plan), jobs, [spec.model_x, spec.model_y], spec.tasks,
+                      spec.output, spec.device, extra={"translate (CPU)": TRANSLATE_SECONDS * len(set(plan.keys.values()))},
+                      list_jobs=False)
         for job in plan.first_jobs():
             console.print(f"  {job.kind:8s} {job.key}  {job.label}")
         for tr in plan.translations:

@@ -63,6 +63,9 @@ class CCS(Probe):
         sa = xa.pow(2).sum(dim=2).mean(dim=1).sqrt().clamp_min(1e-12) / d**0.5
         sb = xb.pow(2).sum(dim=2).mean(dim=1).sqrt().clamp_min(1e-12) / d**0.5
         xa, xb = xa / sa[:, None, None], xb / sb[:, None, None]
+        # (B, d, m) and contiguous, once: each step's products are then plain bmm calls, where an
+        # einsum over (B, m, d) re-laid the rows out at every call (the same numbers, 2-3x slower)
+        xa_t, xb_t = xa.transpose(1, 2).contiguous(), xb.transpose(1, 2).contiguous()
         generator = torch.Generator().manual_seed(self.seed)
         R = self.n_restarts
         w = (torch.randn(B, R, d, generator=generator) / d**0.5).requires_grad_()
@@ -70,8 +73,8 @@ class CCS(Probe):
         optimiser = torch.optim.AdamW([w, bias], lr=self.lr, weight_decay=self.weight_decay)
 
         def losses() -> torch.Tensor:
-            pa = torch.sigmoid(torch.einsum("bmd,brd->brm", xa, w) + bias[:, :, None])
-            pb = torch.sigmoid(torch.einsum("bmd,brd->brm", xb, w) + bias[:, :, None])
+            pa = torch.sigmoid(torch.bmm(w, xa_t) + bias[:, :, None])
+            pb = torch.sigmoid(torch.bmm(w, xb_t) + bias[:, :, None])
             return ((pa - (1 - pb)).pow(2) + torch.minimum(pa, pb).pow(2)).mean(dim=2)  # (B, R)
 
         with torch.enable_grad():
