@@ -64,7 +64,7 @@ class CCS(Probe):
         sb = xb.pow(2).sum(dim=2).mean(dim=1).sqrt().clamp_min(1e-12) / d**0.5
         xa, xb = xa / sa[:, None, None], xb / sb[:, None, None]
         # (B, d, m) and contiguous, once: each step's products are then plain bmm calls, where an
-        # einsum over (B, m, d) re-laid the rows out at every call (the same numbers, 2-3x slower)
+        # einsum over (B, m, d) re-laid the rows out at every call (the same products to rounding, 2-3x slower)
         xa_t, xb_t = xa.transpose(1, 2).contiguous(), xb.transpose(1, 2).contiguous()
         generator = torch.Generator().manual_seed(self.seed)
         R = self.n_restarts
