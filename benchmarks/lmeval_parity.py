@@ -272,7 +272,8 @@ def main() -> None:
         "ratio": round(ratio, 3), "target": TARGET, "moonshot": MOONSHOT, "lower_is_better": False,
         "baseline": f"lm-eval 0.4.13 run once per adapter (base + {args.adapters} LoRA r{args.rank}: "
                     f"{len(lm_runs)} `lm_eval --model hf --model_args pretrained=...,peft=...` processes) vs one "
-                    "`transferlab run` of a spec whose adapters are that folder; same rows, prompt, model, fp32 CPU",
+                    "`transferlab run --no-report` of a spec whose adapters are that folder (the engine scores "
+                    "them in shared passes); same rows, prompt, model, fp32 CPU, batch size 16",
         "command": command,
         "rows_differ": differ, "max_abs_logprob_diff": worst,
         "single": {"transferlab_evaluate": tl_base, "lm_eval": lm_base,
