@@ -10,7 +10,7 @@ drift in machine load hits both alike; prints each median over repeats, checks t
 are equal (max abs log-prob difference < 1e-4, identical predictions or generations) and
 writes the ratio (naive / ours, higher is better) to docs/results/benchmarks/many_adapters.json.
 
-    .venv/bin/python benchmarks/many_adapters.py --task cities --examples 200 --adapters 3 --repeats 3
+    .venv/bin/python benchmarks/many_adapters.py --task cities --examples 100 --adapters 8 --repeats 3
 """
 
 from __future__ import annotations

@@ -85,3 +85,17 @@ def test_per_instruction_weights_reach_the_evaluation(tiny):
     result = evaluate_task(tiny.model, tiny.tokenizer, task, examples, max_new_tokens=4)
     assert result.weights["inst_strict"] == [len(e.meta["instruction_id_list"]) for e in examples]
     assert "prompt_strict" not in result.weights
+
+
+def test_a_run_budget_caps_generation_but_never_lengthens_it(tiny, monkeypatch):
+    import transferlab.evaluate as evaluate
+
+    echo = Echo()  # its own length is 8 tokens
+    assert [echo.generation_length(c) for c in (None, 0, 3, 8, 256)] == [8, 8, 3, 8, 8]
+    asked = []
+    real = evaluate.generate
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **kw: asked.append(kw["max_new_tokens"]) or real(*a, **kw))
+    examples = echo.examples("test")[:2]
+    for cap in (2, 256, None):
+        evaluate_task(tiny.model, tiny.tokenizer, echo, examples, max_new_tokens=cap)
+    assert asked == [2, 8, 8]

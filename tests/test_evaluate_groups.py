@@ -78,8 +78,9 @@ def world(tmp_path_factory, toy_tasks, one_thread):
     return root
 
 
-def spec_text(root: Path, out: str, per_pass: int | None = None) -> str:
+def spec_text(root: Path, out: str, per_pass: int | None = None, batch_tokens: int = 0) -> str:
     budget = "" if per_pass is None else f", eval_adapters_per_pass: {per_pass}"
+    budget += f", eval_batch_tokens: {batch_tokens}" if batch_tokens else ""
     return f"""\
 name: groups
 models: [{root / 'tiny'}]
@@ -98,10 +99,11 @@ output: {root / out}
 
 @pytest.fixture(scope="module")
 def studies(world):
-    """The same study run grouped (the default) and one evaluation at a time, each in its own store."""
+    """The same study run grouped (the default) and one evaluation at a time, each in its own store;
+    the second also batches its generations by a token budget small enough to bind (a few rows)."""
     runs = {}
-    for name, per_pass in (("grouped", None), ("alone", 1)):
-        spec = parse_spec(spec_text(world, name, per_pass), str(world / f"{name}.yaml"))
+    for name, per_pass, tokens in (("grouped", None, 0), ("alone", 1, 60)):
+        spec = parse_spec(spec_text(world, name, per_pass, tokens), str(world / f"{name}.yaml"))
         runs[name] = run_study(spec, quiet=True)
     return runs
 
@@ -123,6 +125,7 @@ def assert_same_record(ours: dict, theirs: dict) -> None:
 def test_grouped_study_equals_one_at_a_time(studies, tmp_path):
     (grouped_plan, grouped, grouped_dir), (alone_plan, alone, alone_dir) = studies["grouped"], studies["alone"]
     assert {j.key for j in grouped_plan.jobs} == {j.key for j in alone_plan.jobs}  # grouping never changes a key
+    assert {j.params.get("batch_tokens") for j in alone_plan.jobs if j.kind == "evaluate"} == {60}  # nor a budget
     assert not grouped.failed and not alone.failed
     assert len(grouped.done) == len(grouped_plan.jobs) and len(alone.done) == len(alone_plan.jobs)
     for name, where in (("grouped", grouped_dir), ("alone", alone_dir)):

@@ -136,20 +136,61 @@ def _score_from_shared_context(model: Any, tokenizer: Any, groups: list, batch_s
             progress(len(requests))
 
 
+def _budgeted_batches(order: Sequence[int], lengths: Sequence[int], size: int, extra: int,
+                      budget: int | None) -> list[list[int]]:
+    """Consecutive rows of `order` (longest first), at most `size` a batch and, with a `budget`, only
+    as many as fit rows x (the batch's widest row + `extra`) <= budget: one row at least. A KV cache
+    holds every row at that width, so the budget bounds its memory however long the prompts are."""
+    if budget is None:
+        return _batches(order, size)
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < size and (len(out[-1]) + 1) * (lengths[out[-1][0]] + extra) <= budget:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _cache_options(model: Any, device: torch.device) -> dict[str, Any]:
+    """A static KV cache on CUDA, the dynamic one elsewhere.
+
+    A static cache is allocated once at its full length and has fixed shapes, so Hugging Face
+    `generate` compiles the decoding step (torch.compile, CUDA graphs) on CUDA; on the CPU it
+    compiles nothing and preallocation buys nothing, so the CPU keeps the dynamic cache and its
+    outputs stay what they were. Checked with PEFT mixed-adapter batches and stop strings: a
+    static cache gives the same tokens as the dynamic one (fp32, tests/test_gpu_engine.py). The
+    compiled step guards on the routing list PEFT hands each LoRA layer (`adapter_names`), so
+    every distinct routing of a batch compiles once (batches of the same rows and routing reuse
+    it); past torch._dynamo's recompile limit a new routing runs eagerly, as without the cache.
+    A model class that declares no static-cache support (`_can_compile_fullgraph`, earlier
+    `_supports_static_cache`) keeps the dynamic cache: its `generate` would refuse a static one.
+    """
+    if device.type != "cuda":
+        return {}
+    backbone = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(backbone, "_can_compile_fullgraph", False) or getattr(backbone, "_supports_static_cache", False):
+        return {"cache_implementation": "static"}
+    return {}
+
+
 @torch.inference_mode()
 def generate(model: Any, tokenizer: Any, contexts: Sequence[str], max_new_tokens: int = 256,
              stop: Sequence[str] = (), batch_size: int = 16, progress: Progress | None = None,
-             adapters: Sequence[str] | None = None) -> list[str]:
+             adapters: Sequence[str] | None = None, batch_tokens: int | None = None) -> list[str]:
     """Greedy completions, cut at the first stop sequence (the end-of-turn token always stops).
 
     `adapters` (one PEFT adapter name per context) routes each row through its own adapter.
+    `batch_tokens` caps a batch at rows x (prompt width + max_new_tokens) tokens, its KV cache's
+    size (`batch_size` still caps the rows); None batches by `batch_size` alone.
     """
     device = next(model.parameters()).device
     encoded = [encode(tokenizer, c) for c in contexts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     outputs = [""] * len(encoded)
     pad = tokenizer.pad_token_id
-    for batch in _batches(order, batch_size):
+    cache = _cache_options(model, device)
+    for batch in _budgeted_batches(order, [len(e) for e in encoded], batch_size, max_new_tokens, batch_tokens):
         width = max(len(encoded[i]) for i in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -162,7 +203,7 @@ def generate(model: Any, tokenizer: Any, contexts: Sequence[str], max_new_tokens
         generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                    max_new_tokens=max_new_tokens, pad_token_id=pad,
                                    eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
-                                   **kwargs)
+                                   **cache, **kwargs)
         for row, i in enumerate(batch):
             text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
             outputs[i] = cut_at_stop(text, stop)
@@ -238,12 +279,13 @@ def request_count(task: Task, examples: Sequence[Example]) -> int:
 def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example], *, split: str = "test",
                   batch_size: int = 16, max_new_tokens: int | None = None,
                   progress: Progress | None = None, template: str = "default",
-                  prompt: PromptOptions | None = None) -> TaskEvaluation:
+                  prompt: PromptOptions | None = None, batch_tokens: int | None = None) -> TaskEvaluation:
     """Score a model on examples of a task: log-likelihood of choices, or generate and score.
 
     `template` names the prompt template that frames each question (`tasks.prompts.TEMPLATES`);
     `prompt` holds the run's prompt options (chat template, start token, separator), which win
-    over the task's own. The record keeps the exact contexts and continuations.
+    over the task's own. `batch_tokens` caps a generation batch's KV cache (`generate`). The
+    record keeps the exact contexts and continuations.
     """
     rendered = [render(task, e, tokenizer, template, prompt) for e in examples]
     if task.output_type == "multiple_choice":
@@ -254,8 +296,8 @@ def evaluate_task(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
         result.contexts, result.continuations = [r.context for r in rendered], continuations
     else:
         contexts = [r.generation_context for r in rendered]
-        outputs = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens or task.max_new_tokens,
-                           stop=task.stop, batch_size=batch_size, progress=progress)
+        outputs = generate(model, tokenizer, contexts, max_new_tokens=task.generation_length(max_new_tokens),
+                           stop=task.stop, batch_size=batch_size, progress=progress, batch_tokens=batch_tokens)
         result = scored(task, examples, split, outputs=outputs)
         result.contexts = contexts
     result.prompt = effective_options(task, prompt).to_json()

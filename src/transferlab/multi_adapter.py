@@ -34,7 +34,8 @@ def many_request_count(task: Task, examples: Sequence[Example], adapters: Sequen
 def evaluate_many(model: Any, tokenizer: Any, task: Task, examples: Sequence[Example],
                   adapters: Sequence[Path | None], *, split: str = "test", batch_size: int = 16,
                   max_new_tokens: int | None = None, progress: Progress | None = None,
-                  template: str = "default", prompt: PromptOptions | None = None) -> list[TaskEvaluation]:
+                  template: str = "default", prompt: PromptOptions | None = None,
+                  batch_tokens: int | None = None) -> list[TaskEvaluation]:
     """Score the base model (None) and every adapter directory on examples of a task, in one pass.
 
     Parameters
@@ -46,8 +47,8 @@ def evaluate_many(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
     batch_size : int, default=16
         Examples per batch, as in `evaluate_task`; a batch holds each of them once per adapter,
         so a forward pass sees up to `batch_size * len(adapters)` rows.
-    max_new_tokens, progress, template, prompt : as for `evaluate_task` (progress counts every
-        adapter's requests: `many_request_count`).
+    max_new_tokens, progress, template, prompt, batch_tokens : as for `evaluate_task` (progress
+        counts every adapter's requests: `many_request_count`).
 
     Returns
     -------
@@ -83,8 +84,8 @@ def evaluate_many(model: Any, tokenizer: Any, task: Task, examples: Sequence[Exa
         else:
             contexts = [r.generation_context for r in rendered]
             outputs = generate(peft_model, tokenizer, [c for c in contexts for _ in names],
-                               max_new_tokens=max_new_tokens or task.max_new_tokens, stop=task.stop,
-                               batch_size=batch_size * k, progress=progress,
+                               max_new_tokens=task.generation_length(max_new_tokens), stop=task.stop,
+                               batch_size=batch_size * k, progress=progress, batch_tokens=batch_tokens,
                                adapters=names * len(contexts) if routed else None)
             results = [scored(task, examples, split, outputs=outputs[a::k]) for a in range(k)]
             for result in results:

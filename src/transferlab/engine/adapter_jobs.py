@@ -137,7 +137,8 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         examples = examples[: p["eval_examples"]]
     template = p.get("template", "default")
     options = dict(split=p["split"], batch_size=p.get("batch_size", 16), max_new_tokens=p.get("max_new_tokens") or None,
-                   template=template, prompt=PromptOptions.from_json(p.get("prompt")))
+                   template=template, prompt=PromptOptions.from_json(p.get("prompt")),
+                   batch_tokens=p.get("batch_tokens") or None)
 
     def counted(total: int) -> Any:
         done = [0.0]

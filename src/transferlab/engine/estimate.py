@@ -86,7 +86,7 @@ def evaluation_work(task_name: str, split: str, examples: int | None, batch_size
     scoring = rates.forward_seconds(count * per_prompt, passes, shape)
     if task.output_type == "multiple_choice":
         return scoring
-    new_tokens = max_new_tokens or task.max_new_tokens
+    new_tokens = task.generation_length(max_new_tokens)
     return scoring + rates.decode_seconds(count, batch_size, new_tokens, per_prompt + new_tokens / 2, shape)
 
 

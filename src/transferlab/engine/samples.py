@@ -236,8 +236,10 @@ def lm_eval_sample(doc_id: int, rec: dict[str, Any], e: Evaluated, task: Any) ->
     else:
         target = rec["reference"] if rec["reference"] is not None else ""
         gen = {"until": list(getattr(task, "stop", ()) or ()), "do_sample": False}
-        if e.max_new_tokens or task is not None:
-            gen["max_gen_toks"] = e.max_new_tokens or task.max_new_tokens
+        if task is not None:
+            gen["max_gen_toks"] = task.generation_length(e.max_new_tokens)
+        elif e.max_new_tokens:
+            gen["max_gen_toks"] = e.max_new_tokens
         arguments = {"gen_args_0": {"arg_0": context, "arg_1": gen}}
         answer = "" if rec["prediction"] is None else str(rec["prediction"])
         resps, filtered = [[answer]], [answer]

@@ -29,8 +29,11 @@ class Budgets:
 
     train_examples: int = 256  # examples of the source's train split used for training (0 = all)
     eval_examples: int = 200  # examples of the target's evaluation split (0 = all)
-    max_new_tokens: int = 0  # generation length cap (0 = the task's own)
+    max_new_tokens: int = 0  # caps each task's generation length, never raises it (0 = the task's own)
     eval_batch_size: int = 16
+    # generation batches also capped at rows x (prompt + new tokens) <= this many tokens, the KV
+    # cache's size (0 = rows alone): long prompts then take fewer rows, not more memory
+    eval_batch_tokens: int = 0
     # evaluations of one target scored in one pass, the base and adapters together (0 = all, 1 = one at a time)
     eval_adapters_per_pass: int = 16
 

@@ -95,6 +95,12 @@ class Task(ABC):
 
     _cache: list[Example] | None = None
 
+    def generation_length(self, cap: int | None = None) -> int:
+        """How many tokens a generation may run: the task's own length, shortened by a run's cap
+        (`budgets.max_new_tokens`), never lengthened: a budget sized for long answers must not
+        let a one-word task ramble."""
+        return min(cap, self.max_new_tokens) if cap else self.max_new_tokens
+
     @abstractmethod
     def load(self) -> list[Example]:
         """Every example of the task, read from its source."""

@@ -108,6 +108,8 @@ def plan_transfer(spec: Spec, load: bool = True) -> Plan:
         params = {"model": model, "task": target, "split": spec.eval_split, "eval_examples": b.eval_examples,
                   "max_new_tokens": b.max_new_tokens, "batch_size": b.eval_batch_size, "seed": seed,
                   "adapter": adapter, "learner": learner, "trained_on": source, "condition": condition}
+        if b.eval_batch_tokens:  # how it batches, not what it scores: in params, never in the key
+            params["batch_tokens"] = b.eval_batch_tokens
         prompt = spec.prompt.to_json()  # the run's prompt options: in params and key only when not auto
         if prompt:
             params["prompt"] = prompt
