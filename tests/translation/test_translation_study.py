@@ -91,6 +91,29 @@ def test_rerun_resumes_without_redoing_work(study):
     assert runs[-1]["jobs_run"] == 0 and runs[-1]["translations_built"] == 0 and runs[-1]["jobs_reused"] > 0
 
 
+def test_a_second_run_on_shared_artifacts_trains_nothing(study, tmp_path):
+    """`artifacts:` points a new run at another run's adapters and evaluations: the anchors, the
+    evaluations and the translations are all reused, and its results equal the first run's."""
+    path, out = study
+    text = path.read_text().replace(f"output: {out}", f"output: {tmp_path / 'again'}\nartifacts: {out / 'artifacts'}")
+    again = path.with_name("again.yaml")
+    again.write_text(text)
+    assert parse_translation_spec(text, str(again)).artifacts == str(out / "artifacts")
+    second = run_spec(again)
+    runs = json.loads((second / "run.json").read_text())
+    assert runs[-1]["jobs_run"] == 0 and runs[-1]["translations_built"] == 0 and runs[-1]["jobs_reused"] > 0
+    assert not (second / "artifacts").exists()
+
+    import pandas as pd
+
+    def rows(where: Path) -> pd.DataFrame:
+        frame = Store.existing(where).results()
+        return frame.drop(columns=[c for c in ("updated",) if c in frame]).reset_index(drop=True)
+
+    assert len(rows(out)) > 0
+    pd.testing.assert_frame_equal(rows(second), rows(out))  # the rows of reused jobs were committed here too
+
+
 def test_dry_run_prints_the_plan_and_an_estimate(study, capsys):
     from rich.console import Console
 

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from transferlab.engine import claims, integrity
 from transferlab.errors import TransferlabError
-from transferlab.engine.jobs import Job, Runtime, Tick, artifact_of, handler_of
+from transferlab.engine.jobs import Job, Runtime, Tick, artifact_of, committer_of, handler_of
 
 
 @dataclass
@@ -56,7 +56,10 @@ def is_complete(job: Job, runtime: Runtime) -> bool:
         store.notices.append(f"{job.label or job.key} is stale (its input {changed[0]} was rebuilt and differs): "
                              "it runs again")
         return False
-    if store.job_status(job.key) != "done":
+    if store.job_status(job.key) != "done":  # made by another run sharing the artifacts: its rows belong here too
+        commit = committer_of(job)
+        if commit is not None:
+            commit(job, runtime)
         store.record_job(job.key, job.kind, "done", "reused an existing artifact")
     return True
 

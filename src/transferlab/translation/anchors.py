@@ -30,9 +30,16 @@ class Anchor:
     job: Job
 
 
+def train_settings(config: TrainConfig) -> dict:
+    """The anchor recipe as a transfer study's LoRA learner states it (`transfer.plan`), so an
+    anchor and a transfer study's adapter made the same way are one artifact under shared
+    `artifacts:`."""
+    return {**config.to_dict(), "method": "lora"}
+
+
 def train_key(identity: str, task_fingerprint: str, config: TrainConfig, train_examples: int) -> str:
     """The store key of an anchor adapter: everything that determines it."""
-    return adapter_jobs.train_key(identity, task_fingerprint, config.to_dict(), train_examples)
+    return adapter_jobs.train_key(identity, task_fingerprint, train_settings(config), train_examples)
 
 
 def anchor_set(model: str, identity: str, tasks: Sequence[str], fingerprints: dict[str, str], config: TrainConfig,
@@ -41,7 +48,7 @@ def anchor_set(model: str, identity: str, tasks: Sequence[str], fingerprints: di
     out = {}
     for task in tasks:
         key = train_key(identity, fingerprints[task], config, train_examples)
-        job = Job("train", key, {"model": model, "task": task, "train": config.to_dict(), "learner": "anchor",
+        job = Job("train", key, {"model": model, "task": task, "train": train_settings(config), "learner": "anchor",
                                  "train_examples": train_examples},
                   label=f"train anchor {task} on {model}")
         out[task] = Anchor(model, task, key, job)

@@ -93,6 +93,9 @@ class TranslationSpec:
     seed: int = 0
     threads: int = 0  # torch threads for training/evaluation (0 = torch's default)
     output: str = "runs/translation"
+    # a directory of adapters and evaluations shared with other runs (default: in output): an anchor
+    # trained with a transfer study's recipe, or a base or oracle evaluation it made, is reused
+    artifacts: str | None = None
     task_files: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
@@ -181,6 +184,7 @@ def parse_translation_spec(text: str, filename: str = "<spec>") -> TranslationSp
         scaling=subs["scaling"], cross_domain=subs["cross_domain"], matrix=subs["matrix"], eval_split=split,
         bootstrap=data.get("bootstrap", 1000), min_effect=min_effect, seed=data.get("seed", 0),
         threads=data.get("threads", 0), output=data.get("output", f"runs/{Path(filename).stem}"), task_files=task_files,
+        artifacts=str(data["artifacts"]) if data.get("artifacts") else None,
         device=data.get("device", "auto"), dtype=data.get("dtype", "auto"),
         tracking=parse_tracking(data.get("tracking"), at), source_file=filename)
 

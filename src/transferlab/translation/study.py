@@ -46,7 +46,7 @@ def run_study(spec: TranslationSpec, console: Console | None = None, quiet: bool
         torch.set_num_threads(spec.threads)
     output = Path(spec.output)
     check_writable(output)
-    store = Store(output)
+    store = Store(output, artifacts=spec.artifacts)
     plan = make_plan(spec)
     write_audit(output, plan.audit)
     for task, why in plan.audit.items():
