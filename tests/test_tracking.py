@@ -137,7 +137,9 @@ def test_wandb_offline_files_hold_curves_jobs_and_results(tmp_path, monkeypatch)
     history = [nested(r.history.item) for r in records if r.WhichOneof("record_type") == "history"]
     key = metric_name("curve", "smollm2-135m", "lora", "cities", "seed0", "train_loss")
     steps = key.rsplit("/", 1)[0] + "/step"
-    assert [(h[steps], h[key]) for h in history if key in h] == [(p["step"], p["train_loss"]) for p in CURVE]
+    seen = [(h[steps], h[key]) for h in history if key in h]
+    assert seen == [(p["step"], p["train_loss"]) for p in CURVE], (  # what the file held, if it is not that
+        f"records {[r.WhichOneof('record_type') for r in records]}; history keys {[sorted(h) for h in history]}")
     summary: dict = {}
     for r in records:
         if r.WhichOneof("record_type") == "summary":

@@ -8,6 +8,7 @@ evaluation also commits its score rows with bootstrap CIs to the results table.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from typing import Any
 
@@ -52,25 +53,30 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     init = rt.adapter_dir(p.get("init_adapter"))
     if settings.pop("backend", "local") == "tinker":
         return _train_on_tinker(job, rt, tick, settings, method, loaded, task, examples, also)
+    from transferlab.learn.resume import Checkpoints
+
+    resume = Checkpoints(rt.store.resume_dir(job.key))  # a killed run goes on from here
     with rt.store.writing("adapter", job.key, meta=p) as out:
         if method == "lora":
             from transferlab.learn.sft import TrainConfig, train_lora
 
             config = TrainConfig(**settings)
             total = config.steps or None
-            result = train_lora(loaded, task, examples, config, out, init_adapter=init, also=also,
+            result = train_lora(loaded, task, examples, config, out, init_adapter=init, also=also, resume=resume,
                                 progress=lambda step, loss: tick(step, total or step, f"loss {loss:.3f}"))
         elif method == "grpo":
             from transferlab.learn.grpo import GRPOConfig, train_grpo
 
             config = GRPOConfig(**settings)
-            result = train_grpo(loaded, task, examples, config, out, init_adapter=init, also=also,
+            result = train_grpo(loaded, task, examples, config, out, init_adapter=init, also=also, resume=resume,
                                 progress=lambda step, reward: tick(step, config.steps, f"reward {reward:.3f}"))
         else:
             raise TransferlabError(f"unknown training method {method!r} in job {job.key}")
         count = len(examples) + sum(len(ex) for _, ex in also)
-        (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count}))
-    return _summary(result)
+        resumed = {"resumed_at_step": resume.resumed_at} if resume.resumed_at else {}
+        (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count, **resumed}))
+    shutil.rmtree(rt.store.resume_dir(job.key), ignore_errors=True)  # the adapter is stored: done with them
+    return {**_summary(result), **resumed}
 
 
 def _summary(result: Any) -> dict[str, Any]:

@@ -195,6 +195,10 @@ class Store:
     def path(self, kind: str, key: str) -> Path:
         return self.artifacts / kind / key
 
+    def resume_dir(self, key: str) -> Path:
+        """Where a job keeps its checkpoints until its artifact is stored (learn/resume.py)."""
+        return self.artifacts / "resume" / key
+
     def has(self, kind: str, key: str) -> bool:
         """True if the artifact exists and every file matches its manifest; a corrupt one is removed."""
         where = self.path(kind, key)

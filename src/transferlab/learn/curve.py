@@ -127,6 +127,16 @@ class LearningCurve:
         self._losses, self._rewards = [], []
         self.seconds += time.perf_counter() - started
 
+    def records(self) -> dict[str, Any]:
+        """What a training checkpoint keeps of the curve (learn/resume.py)."""
+        return {"points": self.points, "first": self._first, "losses": self._losses, "rewards": self._rewards,
+                "seconds": self.seconds}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Go on from a checkpoint's `records()`."""
+        self.points, self._first, self.seconds = saved["points"], saved["first"], saved["seconds"]
+        self._losses, self._rewards = saved["losses"], saved["rewards"]
+
     def to_json(self) -> dict[str, Any]:
         """What training.json keeps of the curve; `note` says why it is empty, if it is."""
         out: dict[str, Any] = {"metric": self.metric, "split": "dev", "every": self.every,

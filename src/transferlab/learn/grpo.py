@@ -47,6 +47,7 @@ from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.learn.curve import LearningCurve, check_curve_settings
+from transferlab.learn.resume import Checkpoints, restore_result, result_records
 from transferlab.learn.rollouts import Rollout, sample_groups, score_groups, set_advantages
 from transferlab.learn.sft import LORA_PARAMS, DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
@@ -168,13 +169,14 @@ def reward_metric_of(task: Task, config: GRPOConfig, strict: bool = True) -> str
 
 def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRPOConfig, out_dir: str | Path,
                init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None,
-               also: Sequence[tuple[Task, Sequence[Example]]] = ()) -> TrainResult:
+               also: Sequence[tuple[Task, Sequence[Example]]] = (), resume: Checkpoints | None = None) -> TrainResult:
     """Train a LoRA adapter with GRPO on the task's verifiable reward; save it as a PEFT directory.
 
     With `init_adapter`, training continues from that adapter (sequential training); the
     KL term always measures the distance to the base model without any adapter. `also`
     adds prompts of other tasks, each in its own prompt format, with its own scorer, stop
     sequences and length (joint training).
+    `resume` saves checkpoints as it goes and starts from its last one (learn/resume.py).
     `progress(step, mean_reward)` is called after every step. The result's `rewards` holds
     the mean reward per step, `zero_variance_share` the share of groups that gave no
     signal, and `details` per-step logs (kl, clip_fraction, zero_variance_groups,
@@ -208,10 +210,20 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
         params = [p for p in peft_model.parameters() if p.requires_grad]
         result.count_parameters(peft_model, params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-        start = time.perf_counter()
-        if curve:
+        checkpoints = resume or Checkpoints(None)
+        checkpoints.total_steps = config.steps
+        saved = checkpoints.restore(peft_model, optimizer, [sampler])
+        start = time.perf_counter() - (saved["elapsed"] if saved else 0.0)
+        if saved:
+            restore_result(result, saved["result"])
+            logs, flat_groups = saved["logs"], saved["flat_groups"]
+            if curve:
+                curve.restore(saved["curve"])
+        elif curve:
             curve.step(peft_model, 0)  # the starting point, before any update
         for step, picked in enumerate(schedule):
+            if step < checkpoints.resumed_at:
+                continue  # done before the checkpoint
             step_start = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, config.steps, config)
@@ -249,6 +261,9 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
                 curve.step(peft_model, step + 1, loss_value, result.tokens, reward=result.rewards[-1])
             if progress:
                 progress(step + 1, result.rewards[-1])
+            checkpoints.save_if_due(step + 1, peft_model, optimizer, [sampler], lambda: {
+                "result": result_records(result), "curve": curve.records() if curve else None, "logs": logs,
+                "flat_groups": flat_groups, "elapsed": time.perf_counter() - start})
         finish(result, logs, start, flat_groups, config)
         if curve:
             result.seconds -= curve.seconds  # training time only

@@ -25,6 +25,7 @@ from transferlab import adapters
 from transferlab.constraints import Interval, Names, check_params
 from transferlab.errors import TransferlabError
 from transferlab.learn.curve import CURVE_FIELDS, LearningCurve, check_curve_settings
+from transferlab.learn.resume import Checkpoints, restore_result, result_records
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 
@@ -292,11 +293,12 @@ def collate(rows: Sequence[tuple[list[int], int]], pad_id: int) -> tuple[torch.T
 
 def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
                init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None,
-               also: Sequence[tuple[Task, Sequence[Example]]] = ()) -> TrainResult:
+               also: Sequence[tuple[Task, Sequence[Example]]] = (), resume: Checkpoints | None = None) -> TrainResult:
     """Train a LoRA adapter on `examples` and save it as a PEFT directory in `out_dir`.
 
     With `init_adapter`, training continues from that adapter (sequential training);
-    `also` adds examples of other tasks, each in its own prompt format (joint training).
+    `also` adds examples of other tasks, each in its own prompt format (joint training);
+    `resume` saves checkpoints as it goes and starts from its last one (learn/resume.py).
     """
     if not examples:
         raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
@@ -321,10 +323,19 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
         params = [p for p in peft_model.parameters() if p.requires_grad]
         result.count_parameters(peft_model, params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-        start = time.perf_counter()
-        if curve:
+        checkpoints = resume or Checkpoints(None)
+        checkpoints.total_steps = steps
+        saved = checkpoints.restore(peft_model, optimizer)
+        start = time.perf_counter() - (saved["elapsed"] if saved else 0.0)
+        if saved:
+            restore_result(result, saved["result"])
+            if curve:
+                curve.restore(saved["curve"])
+        elif curve:
             curve.step(peft_model, 0)  # the starting point, before any update
         for step, batch in enumerate(batches):
+            if step < checkpoints.resumed_at:
+                continue  # done before the checkpoint
             for group in optimizer.param_groups:
                 group["lr"] = get_lr(step, steps, config)
             chosen = [rows[i] for i in batch]
@@ -347,6 +358,9 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
                 curve.step(peft_model, step + 1, result.losses[-1], result.tokens)
             if progress:
                 progress(step + 1, result.losses[-1])
+            checkpoints.save_if_due(step + 1, peft_model, optimizer, (), lambda: {
+                "result": result_records(result), "curve": curve.records() if curve else None,
+                "elapsed": time.perf_counter() - start})
         result.seconds = time.perf_counter() - start - (curve.seconds if curve else 0.0)  # training time only
         result.curve = curve.to_json() if curve else {}
         peft_model.eval()
