@@ -39,7 +39,7 @@ def _left_padded(seqs: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, tor
     return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def _routed(names: Sequence[str | None]) -> dict[str, Any]:
+def routed(names: Sequence[str | None]) -> dict[str, Any]:
     """PEFT's mixed-batch argument for rows routed to named adapters; nothing when rows are not routed."""
     return {} if not names or names[0] is None else {"adapter_names": list(names)}
 
@@ -87,7 +87,7 @@ def _score_full_rows(model: Any, tokenizer: Any, groups: list, batch_size: int, 
         ids, mask, positions = _left_padded([rows[r] for r in batch], tokenizer.pad_token_id)
         keep = max(len(groups[r][1][0][1]) for r in batch) + 1
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    logits_to_keep=keep, **_routed([groups[r][2] for r in batch]))
+                    logits_to_keep=keep, **routed([groups[r][2] for r in batch]))
         logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu()
         for b, r in enumerate(batch):
             i, cont = groups[r][1][0]
@@ -105,35 +105,45 @@ def _score_from_shared_context(model: Any, tokenizer: Any, groups: list, batch_s
     order = sorted(range(len(groups)), key=lambda g: -len(groups[g][0]))
     for batch in _batches(order, batch_size):
         ids, mask, positions = _left_padded([groups[g][0] for g in batch], pad)
-        routed = _routed([groups[g][2] for g in batch])
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    use_cache=True, logits_to_keep=1, **routed)
-        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # predicts every first token
-        owner = [b for b, g in enumerate(batch) for _ in groups[g][1]]
-        requests = [req for g in batch for req in groups[g][1]]
-        longest = max(len(cont) for _, cont in requests)
-        rest = torch.zeros((len(requests), 0, 1))
-        if longest > 1:  # feed tokens 0..n-2 of each continuation to predict tokens 1..n-1
-            cache = out.past_key_values
-            cache.batch_select_indices(torch.tensor(owner, device=device))
-            feed = torch.full((len(requests), longest - 1), pad, dtype=torch.long)
-            feed_mask = torch.zeros_like(feed)
-            for r, (_, cont) in enumerate(requests):
-                feed[r, : len(cont) - 1] = torch.tensor(cont[:-1])
-                feed_mask[r, : len(cont) - 1] = 1
-            full_mask = torch.cat([mask[owner], feed_mask], dim=1)
-            feed_positions = positions[owner, -1:] + 1 + torch.arange(longest - 1)
-            out = model(input_ids=feed.to(device), attention_mask=full_mask.to(device),
-                        position_ids=feed_positions.to(device), past_key_values=cache, use_cache=True,
-                        **_routed([groups[batch[b]][2] for b in owner]))
-            rest = torch.log_softmax(out.logits.float(), dim=-1).cpu()
-        for r, (i, cont) in enumerate(requests):
-            total = first[owner[r], cont[0]]
-            if len(cont) > 1:
-                total = total + rest[r, : len(cont) - 1].gather(-1, torch.tensor(cont[1:])[:, None]).sum()
-            results[i] = float(total)
+                    use_cache=True, logits_to_keep=1, **routed([groups[g][2] for g in batch]))
+        scored = score_continuations(model, out, mask, positions, [groups[g][2] for g in batch],
+                                     [groups[g][1] for g in batch], pad, results)
         if progress:
-            progress(len(requests))
+            progress(scored)
+
+
+def score_continuations(model: Any, out: Any, mask: torch.Tensor, positions: torch.Tensor, routes: list,
+                        row_requests: list[list[tuple[int, list[int]]]], pad: int, results: list[float]) -> int:
+    """Score every request of each row of a batch of contexts, given `out`, the forward over those
+    contexts (with its cache and last-position logits): a continuation's first token is read off
+    those logits, its other tokens by feeding them after the cached context. Writes
+    `results[i]` per request `(i, tokens)`; returns how many requests it scored."""
+    device = next(model.parameters()).device
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # predicts every first token
+    owner = [b for b, requests in enumerate(row_requests) for _ in requests]
+    requests = [req for row in row_requests for req in row]
+    longest = max(len(cont) for _, cont in requests)
+    rest = torch.zeros((len(requests), 0, 1))
+    if longest > 1:  # feed tokens 0..n-2 of each continuation to predict tokens 1..n-1
+        cache = out.past_key_values
+        cache.batch_select_indices(torch.tensor(owner, device=device))
+        feed = torch.full((len(requests), longest - 1), pad, dtype=torch.long)
+        feed_mask = torch.zeros_like(feed)
+        for r, (_, cont) in enumerate(requests):
+            feed[r, : len(cont) - 1] = torch.tensor(cont[:-1])
+            feed_mask[r, : len(cont) - 1] = 1
+        feed_positions = positions[owner, -1:] + 1 + torch.arange(longest - 1)
+        out = model(input_ids=feed.to(device), attention_mask=torch.cat([mask[owner], feed_mask], dim=1).to(device),
+                    position_ids=feed_positions.to(device), past_key_values=cache, use_cache=True,
+                    **routed([routes[b] for b in owner]))
+        rest = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+    for r, (i, cont) in enumerate(requests):
+        total = first[owner[r], cont[0]]
+        if len(cont) > 1:
+            total = total + rest[r, : len(cont) - 1].gather(-1, torch.tensor(cont[1:])[:, None]).sum()
+        results[i] = float(total)
+    return len(requests)
 
 
 def _budgeted_batches(order: Sequence[int], lengths: Sequence[int], size: int, extra: int,
@@ -197,7 +207,7 @@ def generate(model: Any, tokenizer: Any, contexts: Sequence[str], max_new_tokens
         for row, i in enumerate(batch):
             ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
             mask[row, width - len(encoded[i]):] = 1
-        kwargs: dict[str, Any] = _routed([adapters[i] for i in batch] if adapters else [])
+        kwargs: dict[str, Any] = routed([adapters[i] for i in batch] if adapters else [])
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
         generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from transferlab.evaluate import Progress, encode, loglikelihood
+from transferlab.evaluate import Progress, encode, loglikelihood, routed, score_continuations
 
 MIN_PREFIX = 8  # tokens
 
@@ -31,10 +31,6 @@ def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
         if any(s[i] != first[i] for s in sequences):
             return i
     return n
-
-
-def _routed(names: Sequence[str | None]) -> dict[str, Any]:
-    return {} if not names or names[0] is None else {"adapter_names": list(names)}
 
 
 @torch.inference_mode()
@@ -54,7 +50,7 @@ def loglikelihood_after_prefix(model: Any, tokenizer: Any, pairs: Sequence[tuple
     names = list(dict.fromkeys(adapters)) if adapters else [None]
     device = next(model.parameters()).device
     prefix = torch.tensor([context_ids[pairs[0][0]][:p]] * len(names), device=device)
-    cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1, **_routed(names)).past_key_values
+    cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1, **routed(names)).past_key_values
     groups: dict[tuple[str | None, str], list[tuple[int, list[int]]]] = {}
     for i, (context, continuation) in enumerate(pairs):
         cont = encode(tokenizer, continuation)
@@ -89,27 +85,5 @@ def _score_batch(model: Any, tokenizer: Any, batch: list, prefix_cache: Any, nam
     cache.batch_select_indices(torch.tensor([names.index(adapter) for _, _, adapter in batch], device=device))
     routes = [adapter for _, _, adapter in batch]
     out = model(input_ids=ids.to(device), attention_mask=full_mask.to(device), position_ids=positions.to(device),
-                past_key_values=cache, use_cache=True, logits_to_keep=1, **_routed(routes))
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # predicts every first token
-    owner = [b for b, (_, requests, _) in enumerate(batch) for _ in requests]
-    requests = [req for _, reqs, _ in batch for req in reqs]
-    longest = max(len(cont) for _, cont in requests)
-    rest = torch.zeros((len(requests), 0, 1))
-    if longest > 1:  # feed tokens 0..n-2 of each continuation to predict tokens 1..n-1
-        cache = out.past_key_values
-        cache.batch_select_indices(torch.tensor(owner, device=device))
-        feed = torch.full((len(requests), longest - 1), pad, dtype=torch.long)
-        feed_mask = torch.zeros_like(feed)
-        for r, (_, cont) in enumerate(requests):
-            feed[r, : len(cont) - 1] = torch.tensor(cont[:-1])
-            feed_mask[r, : len(cont) - 1] = 1
-        feed_positions = positions[owner, -1:] + 1 + torch.arange(longest - 1)
-        out = model(input_ids=feed.to(device), attention_mask=torch.cat([full_mask[owner], feed_mask], 1).to(device),
-                    position_ids=feed_positions.to(device), past_key_values=cache, use_cache=True,
-                    **_routed([routes[b] for b in owner]))
-        rest = torch.log_softmax(out.logits.float(), dim=-1).cpu()
-    for r, (i, cont) in enumerate(requests):
-        total = first[owner[r], cont[0]]
-        if len(cont) > 1:
-            total = total + rest[r, : len(cont) - 1].gather(-1, torch.tensor(cont[1:])[:, None]).sum()
-        results[i] = float(total)
+                past_key_values=cache, use_cache=True, logits_to_keep=1, **routed(routes))
+    score_continuations(model, out, full_mask, positions, routes, [requests for _, requests, _ in batch], pad, results)
