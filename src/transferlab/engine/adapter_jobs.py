@@ -130,7 +130,8 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     """Score a model (with its adapter, if any) on a target; a job marked with its group
     (`engine.evaluate_groups`) shares one pass with its peers and ends exactly as if alone."""
     from transferlab import adapters
-    from transferlab.engine.evaluate_groups import grouped_result, own_params
+    from transferlab.engine.evaluate_groups import PEERS, grouped_result, own_params
+    from transferlab.engine.evaluation_chunks import discard, in_chunks
     from transferlab.evaluate import evaluate_task, request_count
     from transferlab.multi_adapter import evaluate_many, many_request_count
     from transferlab.tasks import get_task
@@ -154,18 +155,27 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
             tick(done[0], total, "")
         return progress
 
+    resume = rt.store.resume_dir(job.key)  # the chunks scored so far (engine.evaluation_chunks)
+    peer_keys = {rt.adapter_dir(peer.get("adapter")): peer["key"] for peer in p.get(PEERS, ())}
+
     def together(dirs: list) -> list:
         loaded = rt.model(p["model"])
-        return evaluate_many(loaded.model, loaded.tokenizer, task, examples, dirs,
-                             progress=counted(many_request_count(task, examples, dirs)), **options)
+        progress = counted(many_request_count(task, examples, dirs))
+        return in_chunks(examples, resume, [job.key, *(peer_keys[d] for d in dirs[1:])],
+                         lambda chunk: evaluate_many(loaded.model, loaded.tokenizer, task, chunk, dirs,
+                                                     progress=progress, **options),
+                         skipped=lambda chunk: progress(many_request_count(task, chunk, dirs)))
 
     start = time.perf_counter()
     shared = grouped_result(job, rt, together)
     if shared is None:
         loaded = rt.model(p["model"])
+        progress = counted(request_count(task, examples))
         with adapters.applied(loaded.model, rt.adapter_dir(p.get("adapter"))) as model:
-            result = evaluate_task(model, loaded.tokenizer, task, examples,
-                                   progress=counted(request_count(task, examples)), **options)
+            (result,) = in_chunks(examples, resume, [job.key],
+                                  lambda chunk: [evaluate_task(model, loaded.tokenizer, task, chunk,
+                                                               progress=progress, **options)],
+                                  skipped=lambda chunk: progress(request_count(task, chunk)))
         seconds, size = None, 1
     else:
         result, seconds, size = shared
@@ -174,6 +184,7 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         if template != "default":
             record["template"] = template
         (out / "evaluation.json").write_text(json.dumps(record))
+    discard(resume)
     commit_evaluation(job, rt)
     summary: dict[str, Any] = {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
     if size > 1:
