@@ -91,6 +91,17 @@ def test_a_checkpoint_of_another_schedule_is_not_continued(tmp_path):
     assert resume.resumed_at == 0 and seen == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_checkpoint_of_another_adapter_shape_is_removed_and_training_starts_over(tmp_path):
+    task = Comparison()
+    with pytest.raises(Killed):
+        train_lora(TinyLoaded(), task, task.examples("train"), TrainConfig(steps=4, batch_size=4, rank=4, seed=0),
+                   tmp_path / "a", progress=killed_at(3, []), resume=Checkpoints(tmp_path / "resume", every_seconds=0))
+    resume = Checkpoints(tmp_path / "resume", every_seconds=0)
+    result = train_lora(TinyLoaded(), task, task.examples("train"), TrainConfig(steps=4, batch_size=4, rank=8, seed=0),
+                        tmp_path / "b", resume=resume)
+    assert resume.resumed_at == 0 and len(result.losses) == 4
+
+
 def test_a_damaged_checkpoint_means_a_fresh_start(tmp_path):
     (tmp_path / "resume").mkdir()
     (tmp_path / "resume" / STATE).write_bytes(b"not a checkpoint")

@@ -161,7 +161,8 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     def together(dirs: list) -> list:
         loaded = rt.model(p["model"])
         progress = counted(many_request_count(task, examples, dirs))
-        return in_chunks(examples, resume, [job.key, *(peer_keys[d] for d in dirs[1:])],
+        members = [job.key, *(peer_keys[d] for d in dirs[1:])]  # each keeps its chunks until it is stored
+        return in_chunks(examples, [rt.store.resume_dir(key) for key in members],
                          lambda chunk: evaluate_many(loaded.model, loaded.tokenizer, task, chunk, dirs,
                                                      progress=progress, **options),
                          skipped=lambda chunk: progress(many_request_count(task, chunk, dirs)))
@@ -172,7 +173,7 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         loaded = rt.model(p["model"])
         progress = counted(request_count(task, examples))
         with adapters.applied(loaded.model, rt.adapter_dir(p.get("adapter"))) as model:
-            (result,) = in_chunks(examples, resume, [job.key],
+            (result,) = in_chunks(examples, [resume],
                                   lambda chunk: [evaluate_task(model, loaded.tokenizer, task, chunk,
                                                                progress=progress, **options)],
                                   skipped=lambda chunk: progress(request_count(task, chunk)))

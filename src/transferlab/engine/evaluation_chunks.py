@@ -3,14 +3,15 @@ so an evaluation killed part-way resumes with the chunks it had.
 
 A long evaluation (a generation task over hundreds of examples, a grouped pass that scores the
 base model and several adapters) would otherwise lose everything at a kill. Here its examples
-are scored `CHUNK` at a time; each chunk's per-example records, one `TaskEvaluation` per member
-of the pass (keyed by the member's job key), go to `chunk-<i>.json` in the leading job's resume
-directory (`Store.resume_dir`). A restart loads every chunk whose examples and members match and
-scores the others. Records are per example, so the chunks concatenate to the whole evaluation:
-the same scores, predictions and texts as one call over all examples, up to the float rounding
-of other batch neighbours (tests/test_evaluation_chunks.py).
+are scored `CHUNK` at a time, and each member of the pass (the evaluation itself, or the leader
+and its peers) keeps its chunk's per-example records in `chunk-<i>.json` of its own resume
+directory (`Store.resume_dir(key)`), until its own evaluation is stored. A restart loads a chunk
+when every member has it for the same examples, and scores it again otherwise. Records are per
+example, so the chunks concatenate to the whole evaluation: the same scores, predictions and
+texts as one call over all examples, up to the float rounding of other batch neighbours
+(tests/test_evaluation_chunks.py).
 
-    results = in_chunks(examples, store.resume_dir(job.key), member_keys,
+    results = in_chunks(examples, [store.resume_dir(k) for k in member_keys],
                         lambda chunk: evaluate_many(model, tokenizer, task, chunk, adapter_dirs))
 """
 
@@ -22,35 +23,39 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from transferlab.engine.store import write_json
 from transferlab.evaluate import TaskEvaluation
 from transferlab.tasks.base import Example
 
 CHUNK = 64  # examples per chunk: a kill loses at most one chunk's scoring
 
 
-def in_chunks(examples: Sequence[Example], directory: Path | None, members: Sequence[str],
+def in_chunks(examples: Sequence[Example], directories: Sequence[Path] | None,
               evaluate: Callable[[list[Example]], list[TaskEvaluation]],
               skipped: Callable[[list[Example]], None] | None = None) -> list[TaskEvaluation]:
-    """`evaluate(examples)` (one result per member, in `members`' order), a chunk at a time, each
-    chunk saved in `directory` and loaded from there when a previous run scored it.
+    """`evaluate(examples)` (one result per member, in the order of `directories`, one resume
+    directory per member), a chunk at a time, each member's share of a chunk saved in its
+    directory and loaded from there when a previous run scored it.
 
     `skipped(chunk)` is told of every chunk that was loaded instead of scored (for progress).
     """
     examples = list(examples)
-    if directory is None or len(examples) <= CHUNK:
+    if directories is None or len(examples) <= CHUNK:
         return evaluate(examples)
     parts = []
     for index, start in enumerate(range(0, len(examples), CHUNK)):
         chunk = examples[start : start + CHUNK]
-        path = directory / f"chunk-{index:04d}.json"
-        saved = _load(path, [e.uid for e in chunk], members)
-        if saved is None:
+        paths = [directory / f"chunk-{index:04d}.json" for directory in directories]
+        saved = [_load(path, [e.uid for e in chunk]) for path in paths]
+        if any(result is None for result in saved):
             saved = evaluate(chunk)
-            _save(path, dict(zip(members, saved)))
+            for path, result in zip(paths, saved):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_json(path, result.to_json())
         elif skipped:
             skipped(chunk)
         parts.append(saved)
-    return [concatenate([part[m] for part in parts]) for m in range(len(members))]
+    return [concatenate([part[m] for part in parts]) for m in range(len(directories))]
 
 
 def discard(directory: Path) -> None:
@@ -58,22 +63,13 @@ def discard(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _save(path: Path, results: dict[str, TaskEvaluation]) -> None:
-    from transferlab.engine.store import write_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {key: result.to_json() for key, result in results.items()})
-
-
-def _load(path: Path, uids: list[str], members: Sequence[str]) -> list[TaskEvaluation] | None:
-    """The chunk's results for `members`, or None when it is missing, damaged, of other examples
-    or lacks one of the members (a pass with other peers: that chunk is scored again)."""
+def _load(path: Path, uids: list[str]) -> TaskEvaluation | None:
+    """The chunk's saved result, or None when it is missing, damaged or of other examples."""
     try:
-        saved = json.loads(path.read_text())
-        results = [from_json(saved[key]) for key in members]
+        result = from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return results if all(r.uids == uids for r in results) else None
+    return result if result.uids == uids else None
 
 
 def from_json(record: dict[str, Any]) -> TaskEvaluation:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from transferlab.engine import claims
@@ -40,7 +41,23 @@ def clean_orphans(store: Store) -> list[Path]:
             else:
                 tmp.unlink(missing_ok=True)
             removed.append(tmp)
+    _clean_resume_dirs(store)
     return removed
+
+
+def _clean_resume_dirs(store: Store, stale_seconds: float = 600.0) -> None:
+    """Drop the checkpoints and chunks of jobs whose artifact is stored (a kill between storing it
+    and removing them leaves them), and half-written files in the others that no one finished."""
+    for job_dir in (store.artifacts / "resume").glob("*"):
+        if any(store.path(kind, job_dir.name).is_dir() for kind in ("adapter", "evaluation")):
+            shutil.rmtree(job_dir, ignore_errors=True)
+            continue
+        for tmp in job_dir.glob(".*.tmp"):
+            try:
+                if time.time() - tmp.stat().st_mtime > stale_seconds:
+                    tmp.unlink()
+            except OSError:
+                pass
 
 
 def _writer_alive(name: str, claim_dir: Path) -> bool:

@@ -3,10 +3,12 @@
 Every `every_seconds` of wall time (and never more than once per update) the loop saves one
 file, `state.pt`, in the job's resume directory (`Store.resume_dir`): the updates done, the
 adapter's trainable weights, the optimizer's state, every random generator the loop draws from
-(torch's global one, GRPO's sampler) and the loop's own records (losses, rewards, logs, the
-learning curve's points). A restart of the same job loads it and goes on with the next update.
-Both loops fix their data order from the seed before the first step, so the adapter a resumed
-run ends with is the one an uninterrupted run makes (tests/test_train_resume.py).
+(torch's CPU and CUDA ones, GRPO's sampler) and the loop's own records (losses, rewards, logs,
+the learning curve's points). A restart of the same job loads it and goes on with the next
+update. Both loops fix their data order from the seed before the first step, so on a CPU the
+adapter a resumed run ends with is the one an uninterrupted run makes, bit for bit
+(tests/test_train_resume.py); on a GPU, as far as its kernels are deterministic. A checkpoint
+that does not fit the run (another schedule or adapter shape) is removed and training starts over.
 
 The file is replaced atomically (temporary file, then rename), so a kill during a save leaves
 the previous checkpoint; the job removes the directory once its adapter is stored.
@@ -45,22 +47,28 @@ class Checkpoints:
                 generators: Sequence[torch.Generator] = ()) -> dict[str, Any] | None:
         """Set model, optimizer and generators back to the checkpoint and return the loop's records
         (with `step`, the updates done), or None when there is no checkpoint of this run."""
+        self.resumed_at = 0
         path = self.directory / STATE if self.directory else None
         if path is None or not path.is_file():
             return None
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a file from a torch that cannot read it back, or damaged: start again
+            trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+            fits = (state["total_steps"] == self.total_steps and len(state["generators"]) == len(generators)
+                    and state["weights"].keys() == trainable.keys()
+                    and all(v.shape == trainable[n].shape for n, v in state["weights"].items()))
+        except Exception:  # damaged, or from a torch that cannot read it back
+            fits = False
+        if not fits:  # not this run's checkpoint (another schedule, adapter shape or library): start again
             path.unlink(missing_ok=True)
             return None
-        if state.get("total_steps") != self.total_steps:  # another run's schedule: not ours to continue
-            return None
-        params = dict(model.named_parameters())
         with torch.no_grad():
             for name, value in state["weights"].items():
-                params[name].copy_(value.to(params[name].device))
+                trainable[name].copy_(value.to(trainable[name].device))
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])  # GPU dropout draws from these
         for generator, saved in zip(generators, state["generators"]):
             generator.set_state(saved.to(generator.get_state().device))
         self.resumed_at = state["loop"]["step"]
@@ -73,7 +81,8 @@ class Checkpoints:
         if self.directory is None or step >= self.total_steps or now - self._last < self.every_seconds:
             return False  # the last update is followed by the adapter itself, not a checkpoint
         self.directory.mkdir(parents=True, exist_ok=True)
-        state = {"total_steps": self.total_steps, "rng": torch.get_rng_state(),
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        state = {"total_steps": self.total_steps, "rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
                  "weights": {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad},
                  "optimizer": optimizer.state_dict(), "generators": [g.get_state().cpu() for g in generators],
                  "loop": {**records(), "step": step}}
