@@ -8,7 +8,6 @@ evaluation also commits its score rows with bootstrap CIs to the results table.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from typing import Any
 
@@ -75,7 +74,7 @@ def run_train(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         count = len(examples) + sum(len(ex) for _, ex in also)
         resumed = {"resumed_at_step": resume.resumed_at} if resume.resumed_at else {}
         (out / "training.json").write_text(json.dumps({**result.to_json(), "examples": count, **resumed}))
-    shutil.rmtree(rt.store.resume_dir(job.key), ignore_errors=True)  # the adapter is stored: done with them
+    rt.store.drop_resume(job.key)  # the adapter is stored: done with its checkpoints
     return {**_summary(result), **resumed}
 
 
@@ -131,7 +130,7 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
     (`engine.evaluate_groups`) shares one pass with its peers and ends exactly as if alone."""
     from transferlab import adapters
     from transferlab.engine.evaluate_groups import PEERS, grouped_result, own_params
-    from transferlab.engine.evaluation_chunks import discard, in_chunks
+    from transferlab.engine.evaluation_chunks import in_chunks
     from transferlab.evaluate import evaluate_task, request_count
     from transferlab.multi_adapter import evaluate_many, many_request_count
     from transferlab.tasks import get_task
@@ -185,7 +184,7 @@ def run_evaluate(job: Job, rt: Runtime, tick: Tick) -> dict[str, Any]:
         if template != "default":
             record["template"] = template
         (out / "evaluation.json").write_text(json.dumps(record))
-    discard(resume)
+    rt.store.drop_resume(job.key)
     commit_evaluation(job, rt)
     summary: dict[str, Any] = {task.primary_metric: round(result.mean(task.primary_metric), 4), "n": result.n}
     if size > 1:

@@ -18,7 +18,6 @@ texts as one call over all examples, up to the float rounding of other batch nei
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,11 +55,6 @@ def in_chunks(examples: Sequence[Example], directories: Sequence[Path] | None,
             skipped(chunk)
         parts.append(saved)
     return [concatenate([part[m] for part in parts]) for m in range(len(directories))]
-
-
-def discard(directory: Path) -> None:
-    """Remove an evaluation's chunks once its results are stored."""
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _load(path: Path, uids: list[str]) -> TaskEvaluation | None:

@@ -50,7 +50,7 @@ def _clean_resume_dirs(store: Store, stale_seconds: float = 600.0) -> None:
     and removing them leaves them), and half-written files in the others that no one finished."""
     for job_dir in (store.artifacts / "resume").glob("*"):
         if any(store.path(kind, job_dir.name).is_dir() for kind in ("adapter", "evaluation")):
-            shutil.rmtree(job_dir, ignore_errors=True)
+            store.drop_resume(job_dir.name)
             continue
         for tmp in job_dir.glob(".*.tmp"):
             try:

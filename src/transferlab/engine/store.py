@@ -199,6 +199,10 @@ class Store:
         """Where a job keeps its checkpoints until its artifact is stored (learn/resume.py)."""
         return self.artifacts / "resume" / key
 
+    def drop_resume(self, key: str) -> None:
+        """Remove a job's checkpoints or chunks: its artifact is stored."""
+        shutil.rmtree(self.resume_dir(key), ignore_errors=True)
+
     def has(self, kind: str, key: str) -> bool:
         """True if the artifact exists and every file matches its manifest; a corrupt one is removed."""
         where = self.path(kind, key)

@@ -47,7 +47,7 @@ from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.learn.curve import LearningCurve, check_curve_settings
-from transferlab.learn.resume import Checkpoints, restore_result, result_records
+from transferlab.learn.resume import Checkpoints, result_records, resume_loop
 from transferlab.learn.rollouts import Rollout, sample_groups, score_groups, set_advantages
 from transferlab.learn.sft import LORA_PARAMS, DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
@@ -210,15 +210,10 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
         params = [p for p in peft_model.parameters() if p.requires_grad]
         result.count_parameters(peft_model, params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-        checkpoints = resume or Checkpoints(None)
-        checkpoints.total_steps = config.steps
-        saved = checkpoints.restore(peft_model, optimizer, [sampler])
+        checkpoints, saved = resume_loop(resume, config.steps, peft_model, optimizer, [sampler], result, curve)
         start = time.perf_counter() - (saved["elapsed"] if saved else 0.0)
         if saved:
-            restore_result(result, saved["result"])
             logs, flat_groups = saved["logs"], saved["flat_groups"]
-            if curve:
-                curve.restore(saved["curve"])
         elif curve:
             curve.step(peft_model, 0)  # the starting point, before any update
         for step, picked in enumerate(schedule):

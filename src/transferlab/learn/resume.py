@@ -93,6 +93,21 @@ class Checkpoints:
         return True
 
 
+def resume_loop(checkpoints: Checkpoints | None, total_steps: int, model: Any, optimizer: torch.optim.Optimizer,
+                generators: Sequence[torch.Generator], result: Any, curve: Any) -> tuple[Checkpoints, dict | None]:
+    """What a training loop does before its first update: the checkpoints to save into (inert
+    without a directory) and, when one was restored, its records, with the model, optimizer,
+    generators, `result` (a TrainResult) and `curve` (a LearningCurve or None) already set back."""
+    checkpoints = checkpoints or Checkpoints(None)
+    checkpoints.total_steps = total_steps
+    saved = checkpoints.restore(model, optimizer, generators)
+    if saved:
+        restore_result(result, saved["result"])
+        if curve:
+            curve.restore(saved["curve"])
+    return checkpoints, saved
+
+
 def result_records(result: Any) -> dict[str, Any]:
     """A TrainResult's fields as plain values, for a checkpoint."""
     return dataclasses.asdict(result)

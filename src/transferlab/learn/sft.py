@@ -25,7 +25,7 @@ from transferlab import adapters
 from transferlab.constraints import Interval, Names, check_params
 from transferlab.errors import TransferlabError
 from transferlab.learn.curve import CURVE_FIELDS, LearningCurve, check_curve_settings
-from transferlab.learn.resume import Checkpoints, restore_result, result_records
+from transferlab.learn.resume import Checkpoints, result_records, resume_loop
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 
@@ -323,15 +323,9 @@ def train_lora(loaded: Any, task: Task, examples: Sequence[Example], config: Tra
         params = [p for p in peft_model.parameters() if p.requires_grad]
         result.count_parameters(peft_model, params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-        checkpoints = resume or Checkpoints(None)
-        checkpoints.total_steps = steps
-        saved = checkpoints.restore(peft_model, optimizer)
+        checkpoints, saved = resume_loop(resume, steps, peft_model, optimizer, (), result, curve)
         start = time.perf_counter() - (saved["elapsed"] if saved else 0.0)
-        if saved:
-            restore_result(result, saved["result"])
-            if curve:
-                curve.restore(saved["curve"])
-        elif curve:
+        if curve and not saved:
             curve.step(peft_model, 0)  # the starting point, before any update
         for step, batch in enumerate(batches):
             if step < checkpoints.resumed_at:
