@@ -209,7 +209,10 @@ def test_transfer_report_ships_tidy_tables_and_the_seed_comparison(tmp_path):
     assert "pooled over 2 seeds" in seed.loc["004.ila.adapter", "ours_detail"]
     math_code = seed.loc["002.efficiency.Math.Code"]
     assert (math_code.ours, math_code.seed_value) == (0.6, 0.7) and "gsm8k -> humaneval" in math_code.ours_detail
-    assert "1 defined of 2" in seed.loc["002.efficiency.mean", "ours_detail"]
+    assert "† degenerate" in math_code.ours_detail  # gsm8k -> humaneval answers one way on 97% of examples
+    mean = seed.loc["002.efficiency.mean"]  # so the mean leaves it out, and alpaca's cell is NA: none is left
+    assert pd.isna(mean.ours) and "none of the 2 transfer cells" in mean.ours_detail
+    assert "leaving out 1 degenerate" in mean.ours_detail
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "## Compared with the seed" in summary
     assert "| 004 | numeric benchmark score (off-label): base model | 0.100 [0.050, 0.150] |" in summary

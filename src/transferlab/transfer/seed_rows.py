@@ -97,38 +97,57 @@ def _unique(rows: list[tuple[str, Ours]]) -> list[tuple[str, Ours]]:
     return out
 
 
-def _seed_002(metrics: pd.DataFrame) -> list[tuple[str, Ours]]:
+def _degenerate_cells(cells: pd.DataFrame | None) -> set[tuple]:
+    """(model, learner, trained_on, evaluated_on) of transfer cells flagged † in any seed."""
+    if cells is None or cells.empty or "degenerate" not in cells:
+        return set()
+    flagged = cells[(cells["condition"] == "transfer") & (cells["template"] == "default") & cells["degenerate"]]
+    return set(flagged[["model", "learner", "trained_on", "evaluated_on"]].itertuples(index=False, name=None))
+
+
+def _seed_002(metrics: pd.DataFrame, cells: pd.DataFrame | None = None) -> list[tuple[str, Ours]]:
+    """Efficiency of the transfer cells; the mean leaves out † cells: a degenerate predictor's
+    ratio is the answer prior's score over the direct score, not transfer."""
     efficiency = metrics[(metrics["quantity"] == "efficiency") & (metrics["condition"] == "transfer")
                          & (metrics["template"] == "default")]
-    rows, values = [], []
-    cells = ["model", "learner", "trained_on", "evaluated_on", "metric"]
-    for key, group in efficiency.groupby(cells, sort=True):
-        cell = dict(zip(cells, key))
+    degenerate = _degenerate_cells(cells)
+    rows, values, left_out = [], [], 0
+    keys = ["model", "learner", "trained_on", "evaluated_on", "metric"]
+    for key, group in efficiency.groupby(keys, sort=True):
+        cell = dict(zip(keys, key))
         value, low, high, n, seeds = _combined(group)
         reason = "" if not pd.isna(value) else f"NA: {group['na_reason'].iloc[0]}; "
-        values.append(value)
+        flagged = key[:4] in degenerate
+        if flagged:
+            reason += "† degenerate predictor, not a finding; "
+            left_out += 1
+        else:
+            values.append(value)
         source = SEED_002_DOMAIN_OF.get(task_domain(cell["trained_on"]))
         target = SEED_002_DOMAIN_OF.get(task_domain(cell["evaluated_on"]))
         if source and target and source != target:
             rows.append((f"002.efficiency.{source}.{target}", Ours(value, low, high, (
                 f"{reason}{cell['model']}, {cell['learner']}: {cell['trained_on']} -> {cell['evaluated_on']} "
                 f"({cell['metric']}, n={n}, {seeds})"))))
-    if values:
+    if values or left_out:
         defined = [v for v in values if not pd.isna(v)]
-        detail = (f"mean of the {len(defined)} defined of {len(values)} transfer cells (range {min(defined):.3f} to "
-                  f"{max(defined):.3f}); no CI: the cells share targets and direct adapters"
-                  if defined else f"none of the {len(values)} transfer cells has a defined efficiency (each NA: "
-                                  "its direct score's CI reaches chance)")
+        total = len(values) + left_out
+        skipped = f", leaving out {left_out} degenerate (†)" if left_out else ""
+        detail = (f"mean of the {len(defined)} defined of {total} transfer cells{skipped} (range {min(defined):.3f} "
+                  f"to {max(defined):.3f}); no CI: the cells share targets and direct adapters"
+                  if defined else f"none of the {total} transfer cells has a defined efficiency{skipped} (NA: its "
+                                  "direct score's CI reaches chance)")
         rows.append(("002.efficiency.mean", Ours(sum(defined) / len(defined) if defined else math.nan,
                                                  detail=detail)))
     return rows
 
 
-def seed_rows(results: pd.DataFrame, metrics: pd.DataFrame,
-              labels: Mapping[str, str] | None = None) -> list[tuple[str, Ours]]:
+def seed_rows(results: pd.DataFrame, metrics: pd.DataFrame, labels: Mapping[str, str] | None = None,
+              cells: pd.DataFrame | None = None) -> list[tuple[str, Ours]]:
     """Our (seed number key, value) pairs: seed 004's analogues first (read from `results`, which
-    also holds IFEval's non-primary ILA), then seed 002's (from `tables.metric_table`)."""
-    return _seed_004(results, labels) + _seed_002(metrics)
+    also holds IFEval's non-primary ILA), then seed 002's (from `tables.metric_table`; `cells`,
+    from `tables.cell_table`, says which transfer cells are degenerate)."""
+    return _seed_004(results, labels) + _seed_002(metrics, cells)
 
 
 def our_setup(results: pd.DataFrame, run_dir: Path | None = None) -> str:
