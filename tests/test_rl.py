@@ -214,3 +214,71 @@ def test_default_learning_rates_per_family_and_method(tiny):
     assert default_learning_rate_for(tiny.model, "sft") == default_learning_rate("llama", "sft", hidden_size=64)
     with pytest.raises(TransferlabError, match="unknown training method 'rl'"):
         default_learning_rate("llama", "rl")
+
+
+# ---- sampling from the answer choices ----------------------------------------------------------
+class Pick(Task):
+    """'pick a' is True, 'pick b' is False: a written answer the tiny model never writes by itself."""
+
+    name = "toy-pick"
+    output_type = "generate"
+    metrics = ("exact_match",)
+    primary_metric = "exact_match"
+    max_new_tokens = 6
+
+    def load(self) -> list[Example]:
+        return [Example(uid=f"p{i}", prompt=f"pick {'ab'[i % 2]} {i}", target=("True", "False")[i % 2],
+                        choices=("True", "False"), answer=i % 2) for i in range(40)]
+
+    def score(self, example: Example, completion: str) -> dict[str, float]:
+        words = completion.split()
+        return {"exact_match": float(bool(words) and words[0] == example.target)}
+
+
+def _choice_logprob(model, prompt: list[int], ids: list[int]) -> float:
+    """log pi(ids | prompt), one unpadded forward: the reference for the batched scorer."""
+    row = torch.tensor([prompt + ids])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(row).logits[0, :-1].float(), -1)
+    return float(sum(logprobs[len(prompt) - 1 + t, i] for t, i in enumerate(ids)))
+
+
+def test_choice_sampling_draws_each_choice_by_its_likelihood(policy):
+    from transferlab.learn.grpo import answer_choices
+    from transferlab.learn.rollouts import sample_choice_groups
+
+    task, tok = Pick(), policy.tokenizer
+    examples = task.examples("train")[:2]
+    prompts = [tok(render_context(task, e, tok), add_special_tokens=False)["input_ids"] for e in examples]
+    prompts[1] = prompts[1][2:]  # rows of different lengths: left padding
+    options = answer_choices([(task, e) for e in examples], tok)
+    assert [text for text, _ in options[0]] == ["True", "False"] and options[0][0][1][-1] == tok.eos_token_id
+    groups = sample_choice_groups(policy.model, tok, prompts, options, 4000, 1.0, torch.Generator().manual_seed(0))
+    for prompt, choices, group in zip(prompts, options, groups):
+        scores = torch.tensor([_choice_logprob(policy.model, prompt, ids) for _, ids in choices])
+        expected = torch.softmax(scores, 0)[0].item()
+        drawn = sum(r.text == "True" for r in group) / len(group)
+        assert abs(drawn - expected) < 0.03, (drawn, expected)
+        assert all(r.completion_ids == dict(choices)[r.text] and r.prompt_ids == prompt for r in group)
+    cold = sample_choice_groups(policy.model, tok, prompts, options, 50, 1e-4, torch.Generator().manual_seed(0))
+    assert all(len({r.text for r in group}) == 1 for group in cold)  # temperature -> 0: the likelier choice
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_grpo_learns_from_the_choices_where_free_sampling_finds_no_reward(policy, tmp_path):
+    task = Pick()
+    free = GRPOConfig(steps=4, prompts_per_step=8, group_size=16, learning_rate=1e-2, seed=0)
+    stuck = train_grpo(policy, task, task.examples("train"), free, tmp_path / "free")
+    assert stuck.zero_variance_share == 1.0 and max(stuck.rewards) == 0.0  # it never writes True or False
+    config = GRPOConfig(steps=20, prompts_per_step=8, group_size=16, learning_rate=1e-2, warmup_ratio=0.0,
+                        sample_choices=True, seed=0)
+    result = train_grpo(policy, task, task.examples("train"), config, tmp_path / "choices")
+    first, last = sum(result.rewards[:4]) / 4, sum(result.rewards[-4:]) / 4
+    assert first < 0.5 and last > 0.9, result.rewards  # about 0.35 -> 0.99: it learns a -> True, b -> False
+
+
+def test_sample_choices_keys_and_errors(tiny, tmp_path):
+    assert "sample_choices" not in GRPOConfig().to_dict()  # free-sampling adapters keep their cache keys
+    assert GRPOConfig(sample_choices=True).to_dict()["sample_choices"] is True
+    with pytest.raises(TransferlabError, match="sample_choices needs examples that list their answer choices"):
+        train_grpo(tiny, Digits(), Digits().examples("train"), GRPOConfig(sample_choices=True, steps=1), tmp_path / "d")

@@ -218,6 +218,7 @@ def test_tinker_learners_get_their_own_keys_and_local_ones_keep_theirs(spec_dir,
 @pytest.mark.parametrize("learner, message", [
     ("  - {name: tk, type: lora, backend: tinker, alpha: 32}", "alpha is not available with backend: tinker"),
     ("  - {name: tk, type: grpo, backend: tinker, inner_steps: 2}", "inner_steps is not available"),
+    ("  - {name: tk, type: grpo, backend: tinker, sample_choices: true}", "sample_choices is not available"),
     ("  - {name: tk, type: lora, tinker_model: x/y}", "it needs backend: tinker"),
     ("  - {name: tk, type: lora, backend: cloud}", "unknown backend 'cloud'"),
 ])

@@ -6,7 +6,9 @@ HumanEval's unit tests (in the sandbox). Each step, written out top to bottom:
 1. take `prompts_per_step` training prompts (a seeded order, cycling over the data);
 2. sample `group_size` completions per prompt from the current policy (the adapter
    model), batched with a KV cache, temperature / top-p sampling from a seeded
-   `torch.Generator`, stopped by end-of-turn or one of the task's stop sequences;
+   `torch.Generator`, stopped by end-of-turn or one of the task's stop sequences (with
+   `sample_choices`, drawn instead from the example's answer choices, each weighted by
+   the policy's likelihood of it);
 3. reward = `task.score(example, completion)[reward_metric]`;
    advantage = reward - group mean (divided by the group's std when `normalize_advantages`);
    a group whose rewards are all equal has zero advantage and teaches nothing: it is
@@ -45,10 +47,10 @@ from transferlab import adapters
 from transferlab.constraints import Flag, Interval, Text, check_params
 from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Example, Task
-from transferlab.tasks.prompts import render_context
+from transferlab.tasks.prompts import end_of_turn, render_context
 from transferlab.learn.curve import LearningCurve, check_curve_settings
 from transferlab.learn.resume import Checkpoints, result_records, resume_loop
-from transferlab.learn.rollouts import Rollout, sample_groups, score_groups, set_advantages
+from transferlab.learn.rollouts import Rollout, sample_choice_groups, sample_groups, score_groups, set_advantages
 from transferlab.learn.sft import LORA_PARAMS, DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
@@ -64,6 +66,9 @@ class GRPOConfig(LoraAdapterSettings):
     max_new_tokens: int = 0  # 0 = the task's own max_new_tokens
     temperature: float = 1.0
     top_p: float = 1.0
+    # sample each completion from the example's answer choices (weighted by the policy), not as free
+    # text: for a task whose examples list choices, when the model rarely writes a rewarded answer
+    sample_choices: bool = False
     kl_coef: float = 0.0  # 0 = no KL term; else weight of KL(policy || base model)
     clip_eps: float = 0.2  # PPO ratio clip; acts from the second inner step on
     inner_steps: int = 1  # optimizer updates per sampled batch (1 = on-policy, ratio == 1)
@@ -83,7 +88,7 @@ class GRPOConfig(LoraAdapterSettings):
         **LORA_PARAMS, "learning_rate": Interval(float, 0, None, closed="neither"), "steps": Interval(int, 1),
         "prompts_per_step": Interval(int, 1), "group_size": Interval(int, 2), "max_new_tokens": Interval(int, 0),
         "temperature": Interval(float, 0, None, closed="neither"), "top_p": Interval(float, 0, 1, closed="right"),
-        "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
+        "sample_choices": Flag(), "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
         "inner_steps": Interval(int, 1), "normalize_advantages": Flag(), "reward_metric": Text(),
         "train_batch_size": Interval(int, 1), "warmup_ratio": Interval(float, 0, 1, closed="left"),
         "min_lr_ratio": Interval(float, 0, 1), "weight_decay": Interval(float, 0), "grad_clip": Interval(float, 0),
@@ -92,6 +97,13 @@ class GRPOConfig(LoraAdapterSettings):
     def __post_init__(self) -> None:
         check_params(self, self.PARAMS)  # group_size >= 2: advantages are relative to the group
         check_curve_settings(self.eval_every, self.eval_examples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cache-key fields; `sample_choices` only when on, so free-sampling runs keep their keys."""
+        out = super().to_dict()
+        if not out.get("sample_choices"):
+            out.pop("sample_choices", None)
+        return out
 
 
 # --- the policy loss --------------------------------------------------------------------
@@ -167,6 +179,17 @@ def reward_metric_of(task: Task, config: GRPOConfig, strict: bool = True) -> str
     return metric
 
 
+def answer_choices(pool: Sequence[tuple[Task, Example]], tokenizer: Any) -> list[list[tuple[str, list[int]]]]:
+    """(text, token ids) of every example's choices, each followed by the end-of-turn marker, as
+    SFT tokenises a target; for `sample_choices`, which needs two or more per example."""
+    for t, e in pool:
+        if len(e.choices) < 2:
+            raise TransferlabError(f"task {t.name!r}: sample_choices needs examples that list their answer choices "
+                                   "(e.g. larger_than-answer); set sample_choices: false for this task")
+    eot = end_of_turn(tokenizer)
+    return [[(c, tokenizer(c + eot, add_special_tokens=False)["input_ids"]) for c in e.choices] for _, e in pool]
+
+
 def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRPOConfig, out_dir: str | Path,
                init_adapter: Path | None = None, progress: Callable[[int, float], None] | None = None,
                also: Sequence[tuple[Task, Sequence[Example]]] = (), resume: Checkpoints | None = None) -> TrainResult:
@@ -192,6 +215,7 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
         pool += [(other, e) for e in other_examples]
     prompts = [tokenizer(render_context(t, e, tokenizer), add_special_tokens=False)["input_ids"]
                [-config.max_prompt_len:] for t, e in pool]
+    options = answer_choices(pool, tokenizer) if config.sample_choices else []
     schedule = prompt_schedule(len(pool), config.steps, config.prompts_per_step, config.seed)
     model, device = loaded.model, loaded.device
     sampler = torch.Generator(device=device).manual_seed(config.seed)
@@ -228,9 +252,14 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
             groups: list[list[Rollout]] = []
             for t in dict.fromkeys(pool[i][0] for i in picked):
                 mine = [i for i in picked if pool[i][0] is t]
-                new = sample_groups(peft_model, tokenizer, [prompts[i] for i in mine], config.group_size,
-                                    config.max_new_tokens or t.max_new_tokens, config.temperature, config.top_p,
-                                    t.stop, sampler, t.name)
+                if options:
+                    new = sample_choice_groups(peft_model, tokenizer, [prompts[i] for i in mine],
+                                               [options[i] for i in mine], config.group_size, config.temperature,
+                                               sampler)
+                else:
+                    new = sample_groups(peft_model, tokenizer, [prompts[i] for i in mine], config.group_size,
+                                        config.max_new_tokens or t.max_new_tokens, config.temperature, config.top_p,
+                                        t.stop, sampler, t.name)
                 score_groups(t, [pool[i][1] for i in mine], new, metrics[t.name])
                 groups += new
             flat = set_advantages(groups, config.normalize_advantages)  # group-relative advantages

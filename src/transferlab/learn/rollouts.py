@@ -2,7 +2,8 @@
 
 For each prompt, `sample_groups` draws a group of `group_size` completions (batched, with
 a KV cache, seeded temperature / top-p sampling, stopped at end-of-turn or a stop
-sequence); `score_groups` sets each completion's reward from `task.score` (or
+sequence), or `sample_choice_groups` draws them from the example's answer choices;
+`score_groups` sets each completion's reward from `task.score` (or
 `task.score_many`); `set_advantages` makes the rewards group-relative. Kept apart from
 the loss and update loop in `learn/grpo.py`, which consumes these `Rollout`s, and shared
 with the Tinker backend (`learn/tinker.py`), which samples on the service but scores and
@@ -112,6 +113,42 @@ def sample_groups(model: Any, tokenizer: Any, prompts: Sequence[list[int]], grou
             text = cut_at_stop(tokenizer.decode(completion, skip_special_tokens=True), stop)
             group.append(Rollout(list(prompt), completion, text))
         groups.append(group)
+    return groups
+
+
+@torch.no_grad()
+def sample_choice_groups(model: Any, tokenizer: Any, prompts: Sequence[list[int]],
+                         choices: Sequence[Sequence[tuple[str, list[int]]]], group_size: int, temperature: float,
+                         generator: torch.Generator) -> list[list[Rollout]]:
+    """`group_size` completions per prompt, each one of that prompt's answer choices, drawn with
+    probability proportional to pi(choice | prompt) ** (1 / temperature).
+
+    `choices[p]` holds (text, token ids) of prompt p's choices, each scored whole (its ids end with
+    the end-of-turn marker SFT trains on). Why: a small model may almost never write a rewarded
+    answer freely (SmolLM2-135M starts its reply with "True" 6 % of the time, on every true/false
+    statement alike), so a true statement's group rarely holds a reward to learn from and GRPO
+    collapses to the answer the model favours. Drawn from the choices, a group holds both answers
+    far more often. The update is still the choice-restricted policy's: a group's advantages sum
+    to zero, so log pi(choice) and log pi(choice) - log sum(pi(choices)) have the same gradient.
+    """
+    device = next(model.parameters()).device
+    rows = [list(prompt) + ids for prompt, options in zip(prompts, choices) for _, ids in options]
+    lengths = [len(ids) for options in choices for _, ids in options]
+    keep = max(lengths) + 1  # every row ends at the last column: its choice is in the last `keep` logits
+    ids, mask, positions = _left_padded(rows, tokenizer.pad_token_id)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                   logits_to_keep=keep).logits[:, :-1].float()
+    next_ids = ids[:, -(keep - 1):].to(device)
+    token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, next_ids[..., None]).squeeze(-1)
+    totals = torch.stack([token_logprobs[r, -n:].sum() for r, n in enumerate(lengths)])
+    groups: list[list[Rollout]] = []
+    start = 0
+    for prompt, options in zip(prompts, choices):
+        scores = totals[start : start + len(options)] / temperature
+        start += len(options)
+        probs = torch.softmax(scores, dim=0).to(generator.device)
+        drawn = torch.multinomial(probs, group_size, replacement=True, generator=generator).tolist()
+        groups.append([Rollout(list(prompt), list(options[k][1]), options[k][0]) for k in drawn])
     return groups
 
 

@@ -250,6 +250,9 @@ class TinkerTrainer:
         """GRPO with the task's scorer as reward, `importance_sampling` loss; mirrors `grpo.train_grpo`."""
         if not examples:
             raise TransferlabError(f"task {task.name!r} has no training examples: check its train split")
+        if config.sample_choices:
+            raise TransferlabError("sample_choices runs on the local backend only (Tinker samples free text): "
+                                   "drop backend: tinker or set sample_choices: false")
         metric = grpo.reward_metric_of(task, config)
         types = self.tinker.types
         client = self._training_client(config, init_state)

@@ -35,7 +35,8 @@ EXTERNAL_FIELDS = {"name", "type", "adapters"}
 TINKER_FIXED = {"alpha": "LoRA alpha is fixed by the service", "dropout": "the service trains without dropout",
                 "eval_every": "learning curves score the local model during training",
                 "inner_steps": "one update per sampled batch is what the service's loss does",
-                "clip_eps": "the service's importance_sampling loss has no clip"}
+                "clip_eps": "the service's importance_sampling loss has no clip",
+                "sample_choices": "the service samples free text"}
 
 
 @dataclass(frozen=True)
