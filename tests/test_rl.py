@@ -10,8 +10,8 @@ from toy_tasks import Comparison, Echo
 from transferlab.learn.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
-from transferlab.learn.grpo import GRPOConfig, kl_k3, policy_loss, signal_warning, train_grpo
-from transferlab.learn.rollouts import Rollout, sample_groups, set_advantages
+from transferlab.learn.grpo import GRPOConfig, _collate, kl_k3, policy_loss, signal_warning, token_logprobs, train_grpo
+from transferlab.learn.rollouts import Rollout, merge_duplicates, sample_groups, set_advantages
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.learn.sft import DivergedError
@@ -156,6 +156,32 @@ def test_ppo_clip_stops_the_gradient_outside_the_trust_region():
     loss.backward()
     assert int(clipped) == 2
     assert logp.grad[0] != 0 and logp.grad[1] == 0 and logp.grad[2] == 0
+
+
+def test_merged_duplicate_rollouts_give_the_gradient_of_the_full_batch(tiny):
+    """A group drawn from two choices repeats its completions: one weighted row each must train the same."""
+    model = tiny.model
+    prompt = tiny.tokenizer("<|user|>7 > 3?<|end|><|assistant|>", add_special_tokens=False)["input_ids"]
+    yes, no = [5, 6, 2], [7, 2]
+    rollouts = [Rollout(prompt, c, "", advantage=a) for c, a in
+                [(yes, 1.2), (yes, 1.2), (no, -0.4), (yes, 1.2), (no, -0.4), (no, -0.4), (no, -0.4)]]
+    n_tokens = sum(len(r.completion_ids) for r in rollouts)
+    merged = merge_duplicates(rollouts)
+    assert sorted(n for _, n in merged) == [3, 4]
+
+    def gradient(rows):
+        model.zero_grad(set_to_none=True)
+        ids, mask, labels, advantages, weights = _collate(rows, tiny.tokenizer.pad_token_id)
+        with torch.enable_grad():
+            logprobs = token_logprobs(model, ids, mask, labels, temperature=1.0)
+            loss, _ = policy_loss(logprobs, logprobs.detach() - 0.1, advantages, 0.2, n_tokens, weights)
+            loss.backward()
+        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    full_loss, full_grad = gradient([(r, 1) for r in rollouts])
+    merged_loss, merged_grad = gradient(merged)
+    assert torch.allclose(full_loss, merged_loss, atol=1e-6) and full_loss != 0
+    assert torch.allclose(full_grad, merged_grad, atol=1e-6)
 
 
 def test_sampling_with_a_kv_cache_matches_greedy_generation(tiny):

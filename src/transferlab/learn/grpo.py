@@ -17,7 +17,8 @@ HumanEval's unit tests (in the sandbox). Each step, written out top to bottom:
 4. loss = - token mean of min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) over the
    completion tokens (PPO clip; ratio = pi / pi_old, 1 on the first inner step)
    + kl_coef * token mean of the k3 estimate of KL(pi || base), where base is the same
-   model with the adapter disabled;
+   model with the adapter disabled; identical rollouts (a group drawn from two answer
+   choices repeats each) go through the model once, weighted by their count;
 5. AdamW step with warm-up then cosine decay (the schedule of `learn/sft.py`).
 
 Steps 2-3 (sampling, rewards, advantages) live in `learn/rollouts.py`; this module holds
@@ -50,7 +51,8 @@ from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 from transferlab.learn.curve import LearningCurve, check_curve_settings
 from transferlab.learn.resume import Checkpoints, result_records, resume_loop
-from transferlab.learn.rollouts import Rollout, sample_choice_groups, sample_groups, score_groups, set_advantages
+from transferlab.learn.rollouts import (Rollout, merge_duplicates, sample_choice_groups, sample_groups, score_groups,
+                                        set_advantages)
 from transferlab.learn.sft import LORA_PARAMS, DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
@@ -108,20 +110,22 @@ class GRPOConfig(LoraAdapterSettings):
 
 # --- the policy loss --------------------------------------------------------------------
 
-def _collate(rollouts: Sequence[Rollout], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded prompt + completion rows, labels on the completion, per-token advantages."""
-    width = max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
-    ids = torch.full((len(rollouts), width), pad, dtype=torch.long)
+def _collate(rows: Sequence[tuple[Rollout, int]], pad: int) -> tuple[torch.Tensor, ...]:
+    """Right-padded prompt + completion rows, labels on the completion, per-token advantages and
+    weights (how many identical rollouts each row stands for: `rollouts.merge_duplicates`)."""
+    width = max(len(r.prompt_ids) + len(r.completion_ids) for r, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     labels = torch.full_like(ids, -100)
-    advantages = []
-    for row, r in enumerate(rollouts):
+    advantages, weights = [], []
+    for row, (r, count) in enumerate(rows):
         seq = r.prompt_ids + r.completion_ids
         ids[row, : len(seq)] = torch.tensor(seq)
         mask[row, : len(seq)] = 1
         labels[row, len(r.prompt_ids) : len(seq)] = torch.tensor(r.completion_ids)
         advantages += [r.advantage] * len(r.completion_ids)
-    return ids, mask, labels, torch.tensor(advantages, dtype=torch.float32)
+        weights += [float(count)] * len(r.completion_ids)
+    return ids, mask, labels, torch.tensor(advantages, dtype=torch.float32), torch.tensor(weights)
 
 
 def token_logprobs(model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
@@ -142,12 +146,14 @@ def kl_k3(logprobs: torch.Tensor, base_logprobs: torch.Tensor) -> torch.Tensor:
 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_eps: float,
-                n_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO-clipped policy-gradient loss summed over these tokens / n_tokens, and how many tokens were clipped."""
+                n_tokens: int, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO-clipped policy-gradient loss summed over these tokens / n_tokens, and how many tokens were
+    clipped; `weights` counts each token as that many identical ones (default 1)."""
+    weights = torch.ones_like(advantages) if weights is None else weights
     ratio = torch.exp(logprobs - old_logprobs)
     clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps)
     surrogate = torch.minimum(ratio * advantages, clipped * advantages)
-    return -surrogate.sum() / n_tokens, (ratio != clipped).sum()
+    return -(surrogate * weights).sum() / n_tokens, ((ratio != clipped) * weights).sum()
 
 
 # --- the loop ---------------------------------------------------------------------------
@@ -341,7 +347,8 @@ def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torc
     """
     if not active:  # every group flat and no KL term: nothing to learn from this batch
         return 0.0, 0.0, 0.0
-    chunks = [active[i : i + config.train_batch_size] for i in range(0, len(active), config.train_batch_size)]
+    rows = merge_duplicates(active)  # the loss and gradient of the full batch, one forward pass per distinct row
+    chunks = [rows[i : i + config.train_batch_size] for i in range(0, len(rows), config.train_batch_size)]
     batches = [tuple(t.to(device) for t in _collate(chunk, pad)) for chunk in chunks]
     old: list[torch.Tensor] = []
     base: list[torch.Tensor | None] = []
@@ -351,7 +358,7 @@ def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torc
         for inner in range(config.inner_steps):
             optimizer.zero_grad(set_to_none=True)
             total_loss = total_kl = clipped = 0.0
-            for b, (ids, mask, labels, advantages) in enumerate(batches):
+            for b, (ids, mask, labels, advantages, weights) in enumerate(batches):
                 logprobs = token_logprobs(peft_model, ids, mask, labels, config.temperature)
                 if inner == 0:
                     old.append(logprobs.detach())
@@ -360,9 +367,9 @@ def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torc
                             base.append(token_logprobs(peft_model, ids, mask, labels, config.temperature))
                     else:
                         base.append(None)
-                loss, n_clipped = policy_loss(logprobs, old[b], advantages, config.clip_eps, n_tokens)
+                loss, n_clipped = policy_loss(logprobs, old[b], advantages, config.clip_eps, n_tokens, weights)
                 if base[b] is not None:
-                    kl = kl_k3(logprobs, base[b]).sum() / n_tokens
+                    kl = (kl_k3(logprobs, base[b]) * weights).sum() / n_tokens
                     loss = loss + config.kl_coef * kl
                     total_kl += float(kl.detach())
                 if not torch.isfinite(loss):
