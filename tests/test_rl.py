@@ -11,7 +11,7 @@ from transferlab.learn.defaults import default_learning_rate, default_learning_r
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
 from transferlab.learn.grpo import GRPOConfig, _collate, kl_k3, policy_loss, signal_warning, token_logprobs, train_grpo
-from transferlab.learn.rollouts import Rollout, merge_duplicates, sample_groups, set_advantages
+from transferlab.learn.rollouts import Rollout, merge_duplicates, prompt_schedule, sample_groups, set_advantages
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import render_context
 from transferlab.learn.sft import DivergedError
@@ -308,3 +308,15 @@ def test_sample_choices_keys_and_errors(tiny, tmp_path):
     assert GRPOConfig(sample_choices=True).to_dict()["sample_choices"] is True
     with pytest.raises(TransferlabError, match="sample_choices needs examples that list their answer choices"):
         train_grpo(tiny, Digits(), Digits().examples("train"), GRPOConfig(sample_choices=True, steps=1), tmp_path / "d")
+
+
+def test_balanced_answers_put_each_answer_in_equal_shares_in_every_step():
+    answers = ["True"] * 30 + ["False"] * 10  # a skewed pool: unbalanced batches swing the answer bias
+    schedule = prompt_schedule(len(answers), steps=12, per_step=8, seed=3, answers=answers)
+    assert all(sum(answers[i] == "True" for i in step) == 4 for step in schedule)
+    falses = [i for step in schedule for i in step if answers[i] == "False"]
+    assert sorted(falses[:10]) == list(range(30, 40))  # each answer cycles through all its examples
+    assert prompt_schedule(40, 12, 8, 3, answers) == schedule  # seeded
+    assert GRPOConfig(steps=1).to_dict() == {k: v for k, v in GRPOConfig(steps=1, balance_answers=False).to_dict().items()}
+    assert "balance_answers" not in GRPOConfig(steps=1).to_dict()  # runs made before it keep their keys
+    assert GRPOConfig(steps=1, balance_answers=True).to_dict()["balance_answers"] is True

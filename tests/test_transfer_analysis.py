@@ -262,9 +262,17 @@ def test_h2_needs_enough_matched_pairs_and_the_right_columns():
         hypothesis_table(frame, similarity=pd.DataFrame({"task_a": ["a"], "task_b": ["b"]}))
 
 
+def learned(results: "Results", learners=("lora-grpo", "lora-sft"), tasks="ab", gain: float = 0.3) -> "Results":
+    """Direct cells: each learner's adapter gained `gain` (CI +-0.05) on each of its own tasks."""
+    for learner in learners:
+        for task in tasks:
+            results = results.cell(task, task, gain, learner=learner)
+    return results
+
+
 def test_h3_compares_rl_and_sl_learners_on_the_same_cells():
-    frame = (Results().cell("a", "b", 0.30, learner="lora-grpo").cell("a", "b", 0.05, learner="lora-sft")
-             .cell("b", "a", 0.20, learner="lora-grpo").cell("b", "a", 0.00, learner="lora-sft").frame())
+    frame = learned(Results().cell("a", "b", 0.30, learner="lora-grpo").cell("a", "b", 0.05, learner="lora-sft")
+                    .cell("b", "a", 0.20, learner="lora-grpo").cell("b", "a", 0.00, learner="lora-sft")).frame()
     h3 = hypotheses(frame)["H3"]
     assert h3["verdict"] == "supported" and h3["cells"] == 2
     assert h3["estimate"] == pytest.approx(0.225)
@@ -274,11 +282,22 @@ def test_h3_compares_rl_and_sl_learners_on_the_same_cells():
 
 
 def test_h3_is_not_tested_with_one_method_or_no_shared_cell():
-    one = Results().cell("a", "b", 0.3, learner="lora-grpo").frame()
+    one = learned(Results().cell("a", "b", 0.3, learner="lora-grpo")).frame()
     assert hypotheses(one)["H3"]["verdict"] == "not tested"
-    apart = Results().cell("a", "b", 0.3, learner="rl").cell("b", "a", 0.1, learner="sl").frame()
+    apart = learned(Results().cell("a", "b", 0.3, learner="rl").cell("b", "a", 0.1, learner="sl"), ("rl", "sl")).frame()
     h3 = hypotheses(apart)["H3"]
     assert h3["verdict"] == "not tested" and "both an RL and an SL" in h3["evidence"]
+
+
+def test_h3_leaves_out_an_adapter_that_did_not_learn_its_source():
+    """An RL adapter that learned nothing 'transfers' more than an SL one that learned and forgot: not a finding."""
+    cells = Results().cell("a", "b", 0.00, learner="lora-grpo").cell("a", "b", -0.30, learner="lora-sft")
+    frame = learned(learned(cells, ("lora-sft",), "a"), ("lora-grpo",), "a", gain=0.01).frame()
+    h3 = hypotheses(frame)["H3"]
+    assert h3["verdict"] == "not tested" and h3["cells"] == 0
+    assert "the RL adapter on a" in h3["evidence"] and "gained nothing on its own task" in h3["evidence"]
+    both = learned(cells, ("lora-sft", "lora-grpo"), "a").frame()
+    assert hypotheses(both)["H3"]["verdict"] == "supported"
 
 
 def test_h4_pairs_sequential_with_direct_cells_of_the_same_target():

@@ -3,7 +3,8 @@
 The task's own scorer is the reward: GSM8K's answer check, IFEval's instruction checkers,
 HumanEval's unit tests (in the sandbox). Each step, written out top to bottom:
 
-1. take `prompts_per_step` training prompts (a seeded order, cycling over the data);
+1. take `prompts_per_step` training prompts (a seeded order, cycling over the data; with
+   `balance_answers`, each reference answer in equal shares);
 2. sample `group_size` completions per prompt from the current policy (the adapter
    model), batched with a KV cache, temperature / top-p sampling from a seeded
    `torch.Generator`, stopped by end-of-turn or one of the task's stop sequences (with
@@ -51,8 +52,8 @@ from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
 from transferlab.learn.curve import LearningCurve, check_curve_settings
 from transferlab.learn.resume import Checkpoints, result_records, resume_loop
-from transferlab.learn.rollouts import (Rollout, merge_duplicates, sample_choice_groups, sample_groups, score_groups,
-                                        set_advantages)
+from transferlab.learn.rollouts import (Rollout, merge_duplicates, prompt_schedule, sample_choice_groups, sample_groups,
+                                        score_groups, set_advantages)
 from transferlab.learn.sft import LORA_PARAMS, DivergedError, LoraAdapterSettings, TrainResult, completion_logits, get_lr
 
 
@@ -71,6 +72,9 @@ class GRPOConfig(LoraAdapterSettings):
     # sample each completion from the example's answer choices (weighted by the policy), not as free
     # text: for a task whose examples list choices, when the model rarely writes a rewarded answer
     sample_choices: bool = False
+    # every step's prompts hold each reference answer in equal shares (True / False statements half
+    # each): with no content signal yet, the batch's split of answers is what moves the answer bias
+    balance_answers: bool = False
     kl_coef: float = 0.0  # 0 = no KL term; else weight of KL(policy || base model)
     clip_eps: float = 0.2  # PPO ratio clip; acts from the second inner step on
     inner_steps: int = 1  # optimizer updates per sampled batch (1 = on-policy, ratio == 1)
@@ -90,7 +94,7 @@ class GRPOConfig(LoraAdapterSettings):
         **LORA_PARAMS, "learning_rate": Interval(float, 0, None, closed="neither"), "steps": Interval(int, 1),
         "prompts_per_step": Interval(int, 1), "group_size": Interval(int, 2), "max_new_tokens": Interval(int, 0),
         "temperature": Interval(float, 0, None, closed="neither"), "top_p": Interval(float, 0, 1, closed="right"),
-        "sample_choices": Flag(), "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
+        "sample_choices": Flag(), "balance_answers": Flag(), "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
         "inner_steps": Interval(int, 1), "normalize_advantages": Flag(), "reward_metric": Text(),
         "train_batch_size": Interval(int, 1), "warmup_ratio": Interval(float, 0, 1, closed="left"),
         "min_lr_ratio": Interval(float, 0, 1), "weight_decay": Interval(float, 0), "grad_clip": Interval(float, 0),
@@ -101,10 +105,12 @@ class GRPOConfig(LoraAdapterSettings):
         check_curve_settings(self.eval_every, self.eval_examples)
 
     def to_dict(self) -> dict[str, Any]:
-        """The cache-key fields; `sample_choices` only when on, so free-sampling runs keep their keys."""
+        """The cache-key fields; `sample_choices` and `balance_answers` only when on, so runs made
+        before they existed keep their keys."""
         out = super().to_dict()
-        if not out.get("sample_choices"):
-            out.pop("sample_choices", None)
+        for flag in ("sample_choices", "balance_answers"):
+            if not out.get(flag):
+                out.pop(flag, None)
         return out
 
 
@@ -157,15 +163,6 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
 
 
 # --- the loop ---------------------------------------------------------------------------
-
-def prompt_schedule(n: int, steps: int, per_step: int, seed: int) -> list[list[int]]:
-    """`steps` lists of `per_step` example indices: seeded shuffles, cycling over epochs."""
-    generator = torch.Generator().manual_seed(seed)
-    order: list[int] = []
-    while len(order) < steps * per_step:
-        order += torch.randperm(n, generator=generator).tolist()
-    return [order[s * per_step : (s + 1) * per_step] for s in range(steps)]
-
 
 def reward_metric_of(task: Task, config: GRPOConfig, strict: bool = True) -> str:
     """The metric rewarded on a task: `reward_metric`, else the task's primary metric.
@@ -222,7 +219,8 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
     prompts = [tokenizer(render_context(t, e, tokenizer), add_special_tokens=False)["input_ids"]
                [-config.max_prompt_len:] for t, e in pool]
     options = answer_choices(pool, tokenizer) if config.sample_choices else []
-    schedule = prompt_schedule(len(pool), config.steps, config.prompts_per_step, config.seed)
+    schedule = prompt_schedule(len(pool), config.steps, config.prompts_per_step, config.seed,
+                               [e.target for _, e in pool] if config.balance_answers else None)
     model, device = loaded.model, loaded.device
     sampler = torch.Generator(device=device).manual_seed(config.seed)
 

@@ -1,10 +1,11 @@
 """Rollouts for GRPO: sampled completions of the current policy, rewarded by the task's own scorer.
 
-For each prompt, `sample_groups` draws a group of `group_size` completions (batched, with
-a KV cache, seeded temperature / top-p sampling, stopped at end-of-turn or a stop
-sequence), or `sample_choice_groups` draws them from the example's answer choices;
-`score_groups` sets each completion's reward from `task.score` (or
-`task.score_many`); `set_advantages` makes the rewards group-relative. Kept apart from
+`prompt_schedule` picks each step's prompts. For each prompt, `sample_groups` draws a group
+of `group_size` completions (batched, with a KV cache, seeded temperature / top-p sampling,
+stopped at end-of-turn or a stop sequence), or `sample_choice_groups` draws them from the
+example's answer choices; `score_groups` sets each completion's reward from `task.score` (or
+`task.score_many`); `set_advantages` makes the rewards group-relative; `merge_duplicates`
+folds identical rollouts for the update. Kept apart from
 the loss and update loop in `learn/grpo.py`, which consumes these `Rollout`s, and shared
 with the Tinker backend (`learn/tinker.py`), which samples on the service but scores and
 centres its groups here. Imports nothing from `grpo`.
@@ -32,6 +33,32 @@ class Rollout:
     text: str  # decoded and cut at the first stop sequence: what the scorer sees
     reward: float = 0.0
     advantage: float = 0.0
+
+
+# --- which prompts ----------------------------------------------------------------------
+
+def prompt_schedule(n: int, steps: int, per_step: int, seed: int,
+                    answers: Sequence[str] | None = None) -> list[list[int]]:
+    """`steps` lists of `per_step` example indices: seeded shuffles, cycling over epochs.
+
+    With `answers` (each example's reference answer), the answers take turns, so every step
+    holds them in equal shares (exactly, when `per_step` is a multiple of their number); each
+    answer's examples go in their own seeded order, cycling when used up.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    if answers is None:
+        while len(order) < steps * per_step:
+            order += torch.randperm(n, generator=generator).tolist()
+    else:
+        groups = [[i for i in range(n) if answers[i] == a] for a in sorted(set(answers))]
+        queues: list[list[int]] = [[] for _ in groups]
+        while len(order) < steps * per_step:
+            g = len(order) % len(groups)
+            if not queues[g]:
+                queues[g] = [groups[g][j] for j in torch.randperm(len(groups[g]), generator=generator).tolist()]
+            order.append(queues[g].pop(0))
+    return [order[s * per_step : (s + 1) * per_step] for s in range(steps)]
 
 
 # --- sampling ---------------------------------------------------------------------------

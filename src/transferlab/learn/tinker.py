@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from transferlab.learn import grpo
-from transferlab.learn.rollouts import Rollout, score_groups, set_advantages
+from transferlab.learn.rollouts import Rollout, prompt_schedule, score_groups, set_advantages
 from transferlab.errors import TransferlabError, missing_package
 from transferlab.evaluate import cut_at_stop
 from transferlab.tasks.base import Example, Task
@@ -259,7 +259,8 @@ class TinkerTrainer:
         tokenizer = self.tokenizer or client.get_tokenizer()
         prompts = [tokenizer(render_context(task, e, tokenizer), add_special_tokens=False)["input_ids"]
                    [-config.max_prompt_len:] for e in examples]
-        schedule = grpo.prompt_schedule(len(examples), config.steps, config.prompts_per_step, config.seed)
+        schedule = prompt_schedule(len(examples), config.steps, config.prompts_per_step, config.seed,
+                                   [e.target for e in examples] if config.balance_answers else None)
         base = (self.service.create_sampling_client(base_model=self.base_model).result()
                 if config.kl_coef > 0 else None)
         # None keeps the service's end-of-turn stop; stop strings are added to the end-of-turn text

@@ -114,19 +114,41 @@ def _h3(cells: pd.DataFrame, methods: Mapping[str, str] | None, margin: float) -
     per = transfer.groupby(["model", "trained_on", "evaluated_on", "method"], as_index=False).agg(
         value=("value", "mean"), n=("n", "max"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"))
     keyed = {(r.model, r.trained_on, r.evaluated_on, r.method): r for r in per.itertuples(index=False)}
-    diffs, parts = [], []
+    learned = _learned_sources(cells, methods)
+    diffs, parts, unlearned = [], [], set()
     for (model, source, target, method), r in sorted(keyed.items()):
         other = keyed.get((model, source, target, "sl"))
         if method != "rl" or other is None:
             continue
+        missing = [m.upper() for m in ("rl", "sl") if (model, source, m) not in learned]
+        if missing:  # an adapter that did not learn its source transfers nothing because it learned nothing
+            unlearned.add(f"the {' and '.join(missing)} adapter on {source} ({model})")
+            continue
         d = mover_difference(estimate_of(r), estimate_of(other))
         diffs.append(d)
         parts.append(f"{source} → {target} ({model}): RL − SL {format_estimate(d)}")
+    if unlearned:
+        parts.append(f"left out: {'; '.join(sorted(unlearned))} gained nothing on its own task (direct gain CI "
+                     "includes zero or was not run)")
     if not diffs:
-        return _row("H3", claim, "no transfer cell was run with both an RL and an SL learner", None, 0, "not tested")
+        reason = parts[-1] if unlearned else "no transfer cell was run with both an RL and an SL learner"
+        return _row("H3", claim, reason, None, 0, "not tested")
     total = pooled(diffs)
     return _row("H3", claim, "; ".join(parts) + f"; mean RL − SL gain {format_estimate(total)}", total, len(diffs),
                 margin=margin)
+
+
+def _learned_sources(cells: pd.DataFrame, methods: Mapping[str, str] | None) -> set[tuple[str, str, str]]:
+    """(model, source, 'rl' / 'sl') where that method's adapter gained on its own task (direct gain CI above
+    zero, every learner of the method): H3 compares transfer only between adapters that learned."""
+    direct = cells[(cells["condition"] == "direct") & (cells["trained_on"] == cells["evaluated_on"])]
+    found: dict[tuple[str, str, str], bool] = {}
+    for r in direct.itertuples(index=False):
+        method = _method_of(r.learner, methods)
+        if method is not None:
+            key = (r.model, r.trained_on, method)
+            found[key] = found.get(key, True) and bool(r.ci_low > 0)
+    return {key for key, ok in found.items() if ok}
 
 
 def _h4(cells: pd.DataFrame, margin: float) -> dict:
@@ -162,7 +184,9 @@ def hypothesis_table(results: pd.DataFrame, *, methods: Mapping[str, str] | None
       task-permutation p-value is below 0.05 too. "not tested" without a similarity table or with fewer
       than 3 matched pairs.
     - H3: RL transfers better than SL: per transfer cell, the RL learners' gain minus the
-      SL learners' gain (MOVER CI), averaged over cells run with both.
+      SL learners' gain (MOVER CI), averaged over cells run with both, where both methods'
+      adapters gained on their own source (direct gain CI above zero): an adapter that learned
+      nothing shows no transfer for that reason alone, and would pass for "less forgetting".
     - H4: sequential training helps: per sequential cell A>B, its gain on B minus the
       direct (B only) gain, averaged.
 
