@@ -7,6 +7,7 @@ import torch
 
 from tiny_models import TinyLoaded
 from toy_tasks import Comparison, Echo
+from transferlab import adapters
 from transferlab.learn.defaults import default_learning_rate, default_learning_rate_for
 from transferlab.errors import TransferlabError
 from transferlab.evaluate import generate
@@ -320,3 +321,42 @@ def test_balanced_answers_put_each_answer_in_equal_shares_in_every_step():
     assert GRPOConfig(steps=1).to_dict() == {k: v for k, v in GRPOConfig(steps=1, balance_answers=False).to_dict().items()}
     assert "balance_answers" not in GRPOConfig(steps=1).to_dict()  # runs made before it keep their keys
     assert GRPOConfig(steps=1, balance_answers=True).to_dict()["balance_answers"] is True
+
+
+def test_choice_mass_is_the_log_probability_of_answering_with_any_choice(policy):
+    from transferlab.learn.choice_mass import choice_mass_loss
+    from transferlab.learn.grpo import answer_choices
+
+    task, tok = Pick(), policy.tokenizer
+    examples = task.examples("train")[:3]
+    prompts = [tok(render_context(task, e, tok), add_special_tokens=False)["input_ids"] for e in examples]
+    prompts[2] = prompts[2][3:]  # rows of different lengths
+    options = answer_choices([(task, e) for e in examples], tok)
+    with torch.no_grad():
+        loss = choice_mass_loss(policy.model, prompts, options, tok.pad_token_id, "cpu")
+    expected = -sum(torch.logsumexp(torch.tensor([_choice_logprob(policy.model, p, ids) for _, ids in choices]), 0)
+                    for p, choices in zip(prompts, options)) / len(prompts)
+    assert float(loss) == pytest.approx(float(expected), abs=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_the_choice_mass_term_keeps_free_answers_among_the_choices(policy, tmp_path):
+    """Choice-drawn groups move probability between the choices only; the term makes the model write them."""
+    from transferlab.learn.choice_mass import choice_mass_loss
+    from transferlab.learn.grpo import answer_choices
+
+    task, tok = Pick(), policy.tokenizer
+    examples = task.examples("train")
+    prompts = [tok(render_context(task, e, tok), add_special_tokens=False)["input_ids"] for e in examples]
+    options = answer_choices([(task, e) for e in examples], tok)
+    masses = {}
+    for coef in (0.0, 1.0):
+        config = GRPOConfig(steps=10, prompts_per_step=8, group_size=8, learning_rate=1e-2, warmup_ratio=0.0,
+                            sample_choices=True, choice_mass_coef=coef, seed=0)
+        train_grpo(policy, task, examples, config, tmp_path / str(coef))
+        with adapters.applied(policy.model, tmp_path / str(coef)) as model, torch.no_grad():
+            masses[coef] = -float(choice_mass_loss(model, prompts, options, tok.pad_token_id, "cpu"))
+    assert masses[1.0] > masses[0.0] + 1.0, masses  # log sum_c pi(c): far more mass on the choices
+    assert "choice_mass_coef" not in GRPOConfig().to_dict()
+    with pytest.raises(TransferlabError, match="set sample_choices: true too"):
+        GRPOConfig(choice_mass_coef=0.5)

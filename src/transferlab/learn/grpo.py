@@ -50,6 +50,7 @@ from transferlab.constraints import Flag, Interval, Text, check_params
 from transferlab.errors import TransferlabError
 from transferlab.tasks.base import Example, Task
 from transferlab.tasks.prompts import end_of_turn, render_context
+from transferlab.learn.choice_mass import choice_mass_loss
 from transferlab.learn.curve import LearningCurve, check_curve_settings
 from transferlab.learn.resume import Checkpoints, result_records, resume_loop
 from transferlab.learn.rollouts import (Rollout, merge_duplicates, prompt_schedule, sample_choice_groups, sample_groups,
@@ -75,6 +76,7 @@ class GRPOConfig(LoraAdapterSettings):
     # every step's prompts hold each reference answer in equal shares (True / False statements half
     # each): with no content signal yet, the batch's split of answers is what moves the answer bias
     balance_answers: bool = False
+    choice_mass_coef: float = 0.0  # with sample_choices: weight of -log sum_c pi(c) (learn/choice_mass.py)
     kl_coef: float = 0.0  # 0 = no KL term; else weight of KL(policy || base model)
     clip_eps: float = 0.2  # PPO ratio clip; acts from the second inner step on
     inner_steps: int = 1  # optimizer updates per sampled batch (1 = on-policy, ratio == 1)
@@ -94,7 +96,7 @@ class GRPOConfig(LoraAdapterSettings):
         **LORA_PARAMS, "learning_rate": Interval(float, 0, None, closed="neither"), "steps": Interval(int, 1),
         "prompts_per_step": Interval(int, 1), "group_size": Interval(int, 2), "max_new_tokens": Interval(int, 0),
         "temperature": Interval(float, 0, None, closed="neither"), "top_p": Interval(float, 0, 1, closed="right"),
-        "sample_choices": Flag(), "balance_answers": Flag(), "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
+        "sample_choices": Flag(), "balance_answers": Flag(), "choice_mass_coef": Interval(float, 0), "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
         "inner_steps": Interval(int, 1), "normalize_advantages": Flag(), "reward_metric": Text(),
         "train_batch_size": Interval(int, 1), "warmup_ratio": Interval(float, 0, 1, closed="left"),
         "min_lr_ratio": Interval(float, 0, 1), "weight_decay": Interval(float, 0), "grad_clip": Interval(float, 0),
@@ -102,15 +104,17 @@ class GRPOConfig(LoraAdapterSettings):
 
     def __post_init__(self) -> None:
         check_params(self, self.PARAMS)  # group_size >= 2: advantages are relative to the group
+        if self.choice_mass_coef and not self.sample_choices:
+            raise TransferlabError("choice_mass_coef weighs the answer choices' mass: set sample_choices: true too")
         check_curve_settings(self.eval_every, self.eval_examples)
 
     def to_dict(self) -> dict[str, Any]:
         """The cache-key fields; `sample_choices` and `balance_answers` only when on, so runs made
         before they existed keep their keys."""
         out = super().to_dict()
-        for flag in ("sample_choices", "balance_answers"):
-            if not out.get(flag):
-                out.pop(flag, None)
+        for field_name in ("sample_choices", "balance_answers", "choice_mass_coef"):
+            if not out.get(field_name):
+                out.pop(field_name, None)
         return out
 
 
@@ -279,8 +283,9 @@ def train_grpo(loaded: Any, task: Task, examples: Sequence[Example], config: GRP
             result.processed_tokens += config.inner_steps * sequence
             result.forward_tokens += sum(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts) + \
                 (sequence if config.kl_coef > 0 else 0)
+            mass = ([prompts[i] for i in picked], [options[i] for i in picked]) if config.choice_mass_coef else None
             loss_value, kl_value, clip_value = _update(peft_model, optimizer, params, active, n_tokens, config,
-                                                       tokenizer.pad_token_id, device, task.name, step)
+                                                       tokenizer.pad_token_id, device, task.name, step, mass)
             if config.kl_coef > 0:
                 logs["kl"].append(kl_value)
             logs["clip_fraction"].append(clip_value)
@@ -337,13 +342,13 @@ def signal_warning(result: TrainResult, threshold: float = 0.8) -> str | None:
 
 def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
             active: list[Rollout], n_tokens: int, config: GRPOConfig, pad: int, device: str, task_name: str,
-            step: int) -> tuple[float, float, float]:
+            step: int, mass: tuple[list, list] | None = None) -> tuple[float, float, float]:
     """`inner_steps` optimizer updates on one sampled batch; (loss, kl, clip fraction) of the first.
 
     Old log-probabilities and the base model's are taken on the first inner step, before
     any update, so pi_old is exactly the policy that sampled.
     """
-    if not active:  # every group flat and no KL term: nothing to learn from this batch
+    if not active and not mass:  # every group flat and no KL term: nothing to learn from this batch
         return 0.0, 0.0, 0.0
     rows = merge_duplicates(active)  # the loss and gradient of the full batch, one forward pass per distinct row
     chunks = [rows[i : i + config.train_batch_size] for i in range(0, len(rows), config.train_batch_size)]
@@ -376,6 +381,10 @@ def _update(peft_model: Any, optimizer: torch.optim.Optimizer, params: list[torc
                 loss.backward()
                 total_loss += float(loss.detach())
                 clipped += float(n_clipped)
+            if mass:  # the picked prompts' choices, as a set (learn/choice_mass.py)
+                loss = config.choice_mass_coef * choice_mass_loss(peft_model, *mass, pad, device)
+                loss.backward()
+                total_loss += float(loss.detach())
             norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or float("inf"))
             if not torch.isfinite(norm):
                 raise DivergedError(f"task {task_name!r}: gradient norm became {float(norm)} at step {step}: "

@@ -36,7 +36,8 @@ TINKER_FIXED = {"alpha": "LoRA alpha is fixed by the service", "dropout": "the s
                 "eval_every": "learning curves score the local model during training",
                 "inner_steps": "one update per sampled batch is what the service's loss does",
                 "clip_eps": "the service's importance_sampling loss has no clip",
-                "sample_choices": "the service samples free text"}
+                "sample_choices": "the service samples free text",
+                "choice_mass_coef": "the service samples free text"}
 
 
 @dataclass(frozen=True)
