@@ -17,23 +17,17 @@ from typing import Any
 
 import torch
 
-from transferlab.learn.sft import completion_logits
+from transferlab.learn.sft import collate, completion_logits
 
 
 def choice_mass_loss(model: Any, prompts: Sequence[list[int]], options: Sequence[Sequence[tuple[str, list[int]]]],
                      pad: int, device: str) -> torch.Tensor:
     """-mean over prompts of log sum_c pi(c | prompt), each choice c scored whole (its token ids)."""
-    rows = [(list(prompt) + ids, len(ids)) for prompt, choices in zip(prompts, options) for _, ids in choices]
-    width = max(len(seq) for seq, _ in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    labels = torch.full_like(ids, -100)
-    for row, (seq, n) in enumerate(rows):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
-        labels[row, len(seq) - n : len(seq)] = torch.tensor(seq[-n:])
+    rows = [(list(prompt) + ids, len(prompt)) for prompt, choices in zip(prompts, options) for _, ids in choices]
+    ids, mask, labels = collate(rows, pad)  # labels on each choice's tokens
     logits, targets = completion_logits(model, ids.to(device), mask.to(device), labels.to(device))
     logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
-    per_choice = torch.stack([part.sum() for part in torch.split(logprobs, [n for _, n in rows])])
+    lengths = [len(seq) - n_prompt for seq, n_prompt in rows]
+    per_choice = torch.stack([part.sum() for part in torch.split(logprobs, lengths)])
     per_prompt = torch.split(per_choice, [len(choices) for choices in options])
     return -torch.stack([torch.logsumexp(scores, dim=0) for scores in per_prompt]).mean()
