@@ -274,10 +274,10 @@ def test_the_shipped_index_opens_every_shipped_study(browser, tmp_path):
     assert index.is_file(), "regenerate it: transferlab report --index docs/results"
     opened = Opened(browser, index)
     titles = opened.page.eval_on_selector_all(".tl-card h3", "hs => hs.map(h => h.textContent)")
-    assert len(titles) == 4 and any("Cross-domain" in t for t in titles) and any("drift" in t for t in titles)
+    assert len(titles) == 6 and any("Cross-domain" in t for t in titles) and any("drift" in t for t in titles)
     for href in opened.page.eval_on_selector_all(".tl-links a", "as => as.map(a => a.getAttribute('href'))"):
         assert href.startswith("#study-") or (index.parent / href).is_file(), href
-    assert opened.page.locator("h2[id^='study-']").count() == 4  # each study's Markdown, rendered in the page
+    assert opened.page.locator("h2[id^='study-']").count() == 6  # each study's Markdown, rendered in the page
     assert not broken_images(opened)
     assert not opened.errors, opened.errors
     opened.screenshot(tmp_path / "shipped_index.png")

@@ -123,7 +123,9 @@ def _headline(pairs: list[tuple[str, str, Any]], mark: Callable) -> list[tuple[s
         if len(off):
             out.append((f"{prefix}significant transfer (off-diagonal)",
                         f"+{len(up)} / −{len(down)} of {len(off)} cells"))
-            best = off.dropna(subset=["value"]).sort_values("value").tail(1)
+            gained = off[off["value"] > 0]  # as the Markdown report: a zero or a degenerate cell is no "largest"
+            gained = gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained
+            best = gained.sort_values("value").tail(1)
             if len(best):
                 b = best.iloc[0]
                 out.append((f"{prefix}largest transfer", f"{b['trained_on']} → {b['evaluated_on']}: "

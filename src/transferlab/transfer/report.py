@@ -253,9 +253,14 @@ def _findings(gains: pd.DataFrame) -> list[str]:
         sig = diag[diag.apply(marked, axis=1) & (diag["value"] > 0)]
         out.append(f"- direct training helped its own task significantly in {len(sig)} of {len(diag)} tasks.")
     if not off.empty:
-        best = off.sort_values("value").iloc[-1]
-        out.append(f"- largest transfer: {best['trained_on']} → {best['evaluated_on']}: "
-                   f"{_fmt_ci(best['value'], best['ci_low'], best['ci_high'], True)}.")
+        gained = off[off["value"] > 0]  # a zero or a loss, or a degenerate predictor's gain, is no "largest transfer"
+        gained = gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained
+        if len(gained):
+            best = gained.sort_values("value").iloc[-1]
+            out.append(f"- largest transfer: {best['trained_on']} → {best['evaluated_on']}: "
+                       f"{_fmt_ci(best['value'], best['ci_low'], best['ci_high'], True)}.")
+        else:
+            out.append("- no transfer cell gained over the base model (degenerate predictors left out).")
         mark = off.apply(marked, axis=1) if len(off) else pd.Series(dtype=bool)
         positive = off[mark & (off["value"] > 0)]
         negative = off[mark & (off["value"] < 0)]
