@@ -113,3 +113,19 @@ def test_gain_marks_control_the_false_discovery_rate(tmp_path):
     assert "over its 36 gain cells" in summary and "2 cells have a CI excluding zero before the correction" in summary
     no_p = frame[~frame.metric.str.startswith("p:")]
     assert "+0.080 [+0.005, +0.160]*" in write_report(no_p, tmp_path / "s")[0].read_text()
+
+
+def test_findings_name_no_largest_transfer_when_no_cell_gained():
+    """A zero, a loss or a degenerate predictor's gain is no 'largest transfer'."""
+    import pandas as pd
+    from transferlab.transfer.report import _findings
+
+    def cell(src, tgt, value, degenerate=False):
+        return {"trained_on": src, "evaluated_on": tgt, "value": value, "ci_low": value - 0.05,
+                "ci_high": value + 0.05, "degenerate": degenerate}
+
+    nothing = pd.DataFrame([cell("a", "a", 0.3), cell("a", "b", 0.0), cell("a", "c", -0.2), cell("b", "c", 0.1, True)])
+    lines = "\n".join(_findings(nothing))
+    assert "largest transfer" not in lines and "no transfer cell gained" in lines
+    some = pd.DataFrame([cell("a", "a", 0.3), cell("a", "b", 0.12), cell("b", "c", 0.4, True)])
+    assert "largest transfer: a → b: +0.120" in "\n".join(_findings(some))
