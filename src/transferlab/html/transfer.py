@@ -123,7 +123,8 @@ def _headline(pairs: list[tuple[str, str, Any]], mark: Callable) -> list[tuple[s
         if len(off):
             out.append((f"{prefix}significant transfer (off-diagonal)",
                         f"+{len(up)} / −{len(down)} of {len(off)} cells"))
-            gained = off[off["value"] > 0]  # as the Markdown report: a zero or a degenerate cell is no "largest"
+            # as transfer.analysis.gained_cells (html sits below the studies): a zero or a degenerate cell is no "largest"
+            gained = off[off["value"] > 0]
             gained = gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained
             best = gained.sort_values("value").tail(1)
             if len(best):

@@ -96,7 +96,8 @@ class GRPOConfig(LoraAdapterSettings):
         **LORA_PARAMS, "learning_rate": Interval(float, 0, None, closed="neither"), "steps": Interval(int, 1),
         "prompts_per_step": Interval(int, 1), "group_size": Interval(int, 2), "max_new_tokens": Interval(int, 0),
         "temperature": Interval(float, 0, None, closed="neither"), "top_p": Interval(float, 0, 1, closed="right"),
-        "sample_choices": Flag(), "balance_answers": Flag(), "choice_mass_coef": Interval(float, 0), "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
+        "sample_choices": Flag(), "balance_answers": Flag(), "choice_mass_coef": Interval(float, 0),
+        "kl_coef": Interval(float, 0), "clip_eps": Interval(float, 0, None, closed="neither"),
         "inner_steps": Interval(int, 1), "normalize_advantages": Flag(), "reward_metric": Text(),
         "train_batch_size": Interval(int, 1), "warmup_ratio": Interval(float, 0, 1, closed="left"),
         "min_lr_ratio": Interval(float, 0, 1), "weight_decay": Interval(float, 0), "grad_clip": Interval(float, 0),
@@ -109,8 +110,8 @@ class GRPOConfig(LoraAdapterSettings):
         check_curve_settings(self.eval_every, self.eval_examples)
 
     def to_dict(self) -> dict[str, Any]:
-        """The cache-key fields; `sample_choices` and `balance_answers` only when on, so runs made
-        before they existed keep their keys."""
+        """The cache-key fields; `sample_choices`, `balance_answers` and `choice_mass_coef` only when
+        on, so runs made before they existed keep their keys."""
         out = super().to_dict()
         for field_name in ("sample_choices", "balance_answers", "choice_mass_coef"):
             if not out.get(field_name):

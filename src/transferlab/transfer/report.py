@@ -15,7 +15,7 @@ import pandas as pd
 from transferlab.errors import TransferlabError
 from transferlab.engine.store import NONE
 from transferlab.predictions import DEGENERATE_SHARE, is_degenerate
-from transferlab.transfer.analysis import ALPHA, primary_metric
+from transferlab.transfer.analysis import ALPHA, gained_cells, primary_metric
 from transferlab.transfer.secondary import secondary_report
 
 
@@ -253,8 +253,7 @@ def _findings(gains: pd.DataFrame) -> list[str]:
         sig = diag[diag.apply(marked, axis=1) & (diag["value"] > 0)]
         out.append(f"- direct training helped its own task significantly in {len(sig)} of {len(diag)} tasks.")
     if not off.empty:
-        gained = off[off["value"] > 0]  # a zero or a loss, or a degenerate predictor's gain, is no "largest transfer"
-        gained = gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained
+        gained = gained_cells(off)
         if len(gained):
             best = gained.sort_values("value").iloc[-1]
             out.append(f"- largest transfer: {best['trained_on']} → {best['evaluated_on']}: "
