@@ -70,6 +70,36 @@ def test_run_writes_results_tables_and_report(study):
     assert matrix.count("toy-a") == 6  # two models x (base, own adapter, translated adapter)
 
 
+def test_gains_carry_bh_qvalues_per_family(study):
+    """Oracle gains are one family and each experiment's translated gains another: q >= p,
+    and the report prints the oracle gain's q beside its CI."""
+    import pandas as pd
+
+    from transferlab.stats import bh_qvalues
+
+    _, out = study
+    tasks = pd.read_csv(out / "tables" / "tasks.csv")
+    assert (tasks.oracle_gain_q >= tasks.oracle_gain_p).all()
+    assert list(tasks.oracle_gain_q) == pytest.approx(list(bh_qvalues(tasks.oracle_gain_p)))
+    trans = pd.read_csv(out / "tables" / "translations.csv")
+    main = trans[(trans.experiment == "main") & trans.gain_p.notna()]
+    assert len(main) and list(main.gain_q) == pytest.approx(list(bh_qvalues(main.gain_p)))
+    report = (out / "report" / "translation.md").read_text()
+    assert re.search(r"\| toy-a \| [-0-9.]+ \[[^]]+\], q [0-9.]+ \|", report)
+
+
+def test_wall_time_counts_concurrent_workers_once():
+    from transferlab.translation.report import busy_seconds
+
+    def run(finished: str, seconds: float) -> dict:
+        return {"finished": finished, "wall_seconds": seconds}
+
+    # two workers at once (10:00-11:00 and 10:30-11:00), then a later sitting of 10 minutes
+    runs = [run("2026-12-02 11:00:00", 3600), run("2026-12-02 11:00:00", 1800), run("2026-12-02 15:10:00", 600)]
+    assert busy_seconds(runs) == pytest.approx(4200)
+    assert busy_seconds([run("2026-12-02 11:00:00", 60), run("2026-12-02 12:00:00", 60)]) == pytest.approx(120)
+
+
 def test_translated_adapter_loads_in_plain_peft_on_model_y(study, tiny_models):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -49,8 +49,31 @@ def _ci(row: Any, col: str, digits: int = 3) -> str:
     value = row.get(col)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "NA"
-    lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
-    return f"{value:.{digits}f} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+    lo, hi, q = row.get(f"{col}_lo"), row.get(f"{col}_hi"), row.get(f"{col}_q")
+    q_text = f", q {q:.3f}" if isinstance(q, float) and not math.isnan(q) else ""
+    return f"{value:.{digits}f} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]{q_text}"
+
+
+def busy_seconds(runs: list[dict[str, Any]]) -> float:
+    """Wall time of a run's invocations: the union of their [finished - wall, finished] spans,
+    so two workers on one spec at once count once, and a pause between sittings not at all."""
+    from datetime import datetime
+
+    spans = sorted((end - r["wall_seconds"], end) for r in runs
+                   for end in [datetime.fromisoformat(r["finished"]).timestamp()])
+    total, reach = 0.0, -math.inf
+    for start, end in spans:
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
+
+
+def _n_text(tasks: pd.DataFrame) -> str:
+    low, high = int(tasks.n.min()), int(tasks.n.max())
+    if low == high:
+        return f"n={high} examples"
+    small = ", ".join(f"{t.task} {int(t.n)}" for t in tasks.itertuples() if t.n < high)
+    return f"n={high} examples per task, fewer where the test split holds fewer ({small})"
 
 
 def _gap(row: Any, digits: int = 2, ci: bool = False) -> str:
@@ -128,14 +151,14 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
     lines = [f"# Cross-model LoRA adapter translation: {summary['model_x']} → {summary['model_y']}", ""]
     if runs:
         last = runs[-1]
-        total = sum(r["wall_seconds"] for r in runs)
-        lines += [f"Command: `{last['command']}`  ", f"Wall time: {total / 60:.1f} min over {len(runs)} invocation(s) "
-                  f"(last finished {last['finished']}).", ""]
+        lines += [f"Command: `{last['command']}`  ", f"Wall time: {busy_seconds(runs) / 60:.1f} min over {len(runs)} "
+                  f"invocation(s) (last finished {last['finished']}; invocations that ran at once, sharing the "
+                  "work through claims, count once).", ""]
     if spec:
         a = spec["anchor"]
         lines += [f"Anchors: LoRA r={a['rank']}, alpha={a['alpha']}, target={','.join(a['target_modules'])}, "
                   f"lr={a['learning_rate']}, steps={a['steps'] or 'one epoch'}, batch={a['batch_size']}, "
-                  f"{spec['budgets']['train_examples']} training examples; evaluation on "
+                  f"{spec['budgets']['train_examples']} training examples; evaluation on up to "
                   f"{spec['budgets']['eval_examples']} {spec['eval_split']} examples per task; 95% bootstrap CIs "
                   f"({spec['bootstrap']} resamples), paired against base_Y.", ""]
     layout = json.loads((run / "tables" / "layout.json").read_text()) if (run / "tables" / "layout.json").exists() else {}
@@ -160,12 +183,12 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
             gap_text = _gap(cells.loc[best].to_dict() if best in cells.index else None)
             lines.append(f"| {t.domain} | {t.task} | {_fmt(getattr(t, 'base_y', math.nan))} | " + " | ".join(values)
                          + f" | {_fmt(getattr(t, 'oracle', math.nan))} | {gap_text} |")
-        lines += ["", f"Scores are {tasks.metric.iloc[0]} (the task's primary metric) on n={int(tasks.n.max())} examples. "
+        lines += ["", f"Scores are {tasks.metric.iloc[0]} (the task's primary metric) on {_n_text(tasks)}. "
                   + rules_text(min_effect), ""]
         figures.append(main_figure(main, tasks, methods, out / "main_table.png"))
         lines += ["![Main table](main_table.png)", ""]
         lines += [f"Gap recovered per method (NA or † unstable: see the rule column; minimum effect {min_effect:g}):", ""]
-        header = ["Task", "oracle − base_Y", "rule", *methods]
+        header = ["Task", "oracle − base_Y [CI], BH q", "rule", *methods]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for t in tasks.itertuples():
             cells = main[main.held_out == t.task].set_index("method")
@@ -319,7 +342,8 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
         if column in tasks and tasks[column].fillna(False).astype(bool).any():
             hit = tasks[tasks[column].fillna(False).astype(bool)]
             notes.append(f"- Degenerate predictor: {who} on at least 95% of the examples of {', '.join(hit.task)}: "
-                         "its score there is a label prior or a flip, and no gain measured with it is a finding.")
+                         "its score there is a label prior or a flip, so a gain over it counts only where the "
+                         "adapted model is not degenerate itself (degenerate adapters are listed here).")
     if "degenerate" in trans and trans["degenerate"].fillna(False).astype(bool).any():
         hit = trans[trans["degenerate"].fillna(False).astype(bool)]
         notes.append(f"- Degenerate translated adapters ({len(hit)}): one answer or base_Y's answers flipped on at least "
@@ -373,8 +397,10 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
                          f"cosine of {_fmt(value)} to the oracle's departure (1 = its direction exactly, 0 = unrelated): "
                          f"{reading}.")
     if len(tasks) and "n" in tasks:
-        notes.append(f"- Each score uses {int(tasks.n.max())} examples: a 95% CI is roughly ±{1.96 * 0.5 / math.sqrt(tasks.n.max()):.2f} "
-                     "around a 0.5 accuracy, so differences between methods below that are noise.")
+        low, high = int(tasks.n.min()), int(tasks.n.max())
+        half = " to ".join(f"±{1.96 * 0.5 / math.sqrt(n):.2f}" for n in sorted({high, low}, reverse=True))
+        notes.append(f"- Each score uses {high if low == high else f'{low} to {high}'} examples: a 95% CI is roughly "
+                     f"{half} around a 0.5 accuracy, so differences between methods below that are noise.")
     if audit:
         notes.append("- Tasks left out (see audit.json): " + "; ".join(f"{t}: {why}" for t, why in audit.items()) + ".")
     else:

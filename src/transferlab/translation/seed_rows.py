@@ -76,7 +76,8 @@ def our_setup(summary: dict[str, Any], spec: dict[str, Any], tasks: pd.DataFrame
     domains = summary.get("domains", {})
     parts.append(f"{len(tasks)} held-out tasks in {len(domains)} domains ({', '.join(domains)})")
     if "n" in tasks and len(tasks):
-        parts.append(f"n = {int(tasks['n'].max())} test examples per task, paired bootstrap CIs")
+        low, high = int(tasks["n"].min()), int(tasks["n"].max())
+        parts.append(f"n = {high if low == high else f'{low}-{high}'} test examples per task, paired bootstrap CIs")
     parts.append(f"minimum oracle effect {min_effect:g}" + (f" (the seed-000 row above uses {SEED_000_MIN_EFFECT:g})"
                                                             if min_effect != SEED_000_MIN_EFFECT else ""))
     return "; ".join(parts)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from transferlab.stats import bootstrap_mean, paired_difference
+from transferlab.stats import bh_qvalues, bootstrap_mean, paired_difference
 from transferlab.predictions import flipped_share, is_degenerate, majority_share, predicted_choices
 from transferlab.engine.store import NONE, ResultRow, Store, write_json
 from transferlab.tasks import get_task
@@ -91,7 +91,7 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
             gain = paired_difference(o_scores, b_scores, resamples, seed)
             row.update(**_answers("oracle", get_task(task), oracle, base))
             row.update(oracle=o.value, oracle_lo=o.ci_low, oracle_hi=o.ci_high, oracle_gain=gain.value,
-                       oracle_gain_lo=gain.ci_low, oracle_gain_hi=gain.ci_high, oracle_significant=gain.significant)
+                       oracle_gain_lo=gain.ci_low, oracle_gain_hi=gain.ci_high, oracle_gain_p=gain.p, oracle_significant=gain.significant)
             rows.append(ResultRow(spec.model_y, "oracle", task, task, "oracle", seed, metric, o.value, o.n, o.ci_low,
                                   o.ci_high))
             rows.append(ResultRow(spec.model_y, "oracle", task, task, "oracle", seed, f"gain:{metric}", gain.value,
@@ -134,13 +134,16 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
             row.update(**_answers("", get_task(tr.held_out), evaluation, base))
             row.update(score=scored.score.value, score_lo=scored.score.ci_low, score_hi=scored.score.ci_high,
                        gain=scored.gain.value, gain_lo=scored.gain.ci_low, gain_hi=scored.gain.ci_high,
-                       gap=scored.gap.value, gap_lo=scored.gap.ci_low, gap_hi=scored.gap.ci_high, n=scored.score.n)
+                       gain_p=scored.gain.p, gap=scored.gap.value, gap_lo=scored.gap.ci_low,
+                       gap_hi=scored.gap.ci_high, n=scored.score.n)
             for name, est in ((metric, scored.score), (f"gain:{metric}", scored.gain),
                               (f"gap_recovered:{metric}", scored.gap)):
                 rows.append(ResultRow(spec.model_y, tr.label, trained_on, tr.held_out, condition, seed, name,
                                       est.value, est.n, est.ci_low, est.ci_high))
         translation_rows.append(row)
 
+    _add_qvalues(task_rows, "oracle_gain_p", "oracle_gain_q", family=lambda r: "oracle")
+    _add_qvalues(translation_rows, "gain_p", "gain_q", family=lambda r: r["experiment"])
     matrix_rows = _matrix(plan, store, failed, rows)
     store.add_results(rows)
     tables = output / "tables"
@@ -152,6 +155,18 @@ def summarise(plan: Any, store: Store, output: Path, failed: dict[str, str]) -> 
     summary = _summary(spec, task_rows, translation_rows, failed)
     write_json(tables / "summary.json", _clean(summary), indent=1, default=float)
     return summary
+
+
+def _add_qvalues(rows: list[dict[str, Any]], p_column: str, q_column: str, family: Any) -> None:
+    """Benjamini-Hochberg q-values of each family of gain tests (the oracle gains; each
+    experiment's translated gains), so a table of many cells is not read one p at a time."""
+    families: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if p_column in r:
+            families[family(r)].append(r)
+    for members in families.values():
+        for r, q in zip(members, bh_qvalues([r[p_column] for r in members])):
+            r[q_column] = float(q)
 
 
 def _write_frame(path: Path, frame: pd.DataFrame) -> list[dict[str, Any]]:
