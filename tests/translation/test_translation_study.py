@@ -89,7 +89,7 @@ def test_gains_carry_bh_qvalues_per_family(study):
 
 
 def test_wall_time_counts_concurrent_workers_once():
-    from transferlab.translation.report import busy_seconds
+    from transferlab.translation.report_cells import busy_seconds
 
     def run(finished: str, seconds: float) -> dict:
         return {"finished": finished, "wall_seconds": seconds}

@@ -25,6 +25,8 @@ from transferlab.errors import TransferlabError
 from transferlab.translation.gaps import MIN_EFFECT, RULES, flag_study_tables, rules_text, stable_gaps
 from transferlab.translation.figures import domain_figure, main_figure, matrix_figure, scaling_figure, summary_figure
 from transferlab.translation.points import domain_cells, scaling_points
+from transferlab.translation.protocol import finite_mean
+from transferlab.translation.report_cells import busy_seconds, ci_cell, fmt, gap_cell, rule_counts, sample_sizes
 from transferlab.translation.translators import LEARNED
 
 ORDER = ("mean", "global_ridge", "pertensor_ridge", "topk_global_ridge", "topk_pertensor_ridge", "pertensor_mlp",
@@ -37,52 +39,6 @@ def _read(run: Path, name: str) -> pd.DataFrame:
         return pd.read_csv(path)
     except (FileNotFoundError, pd.errors.EmptyDataError):
         return pd.DataFrame()
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "NA"
-    return f"{value:.{digits}f}"
-
-
-def _ci(row: Any, col: str, digits: int = 3) -> str:
-    value = row.get(col)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "NA"
-    lo, hi, q = row.get(f"{col}_lo"), row.get(f"{col}_hi"), row.get(f"{col}_q")
-    q_text = f", q {q:.3f}" if isinstance(q, float) and not math.isnan(q) else ""
-    return f"{value:.{digits}f} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]{q_text}"
-
-
-def busy_seconds(runs: list[dict[str, Any]]) -> float:
-    """Wall time of a run's invocations: the union of their [finished - wall, finished] spans,
-    so two workers on one spec at once count once, and a pause between sittings not at all."""
-    from datetime import datetime
-
-    spans = sorted((end - r["wall_seconds"], end) for r in runs
-                   for end in [datetime.fromisoformat(r["finished"]).timestamp()])
-    total, reach = 0.0, -math.inf
-    for start, end in spans:
-        total += max(0.0, end - max(start, reach))
-        reach = max(reach, end)
-    return total
-
-
-def _n_text(tasks: pd.DataFrame) -> str:
-    low, high = int(tasks.n.min()), int(tasks.n.max())
-    if low == high:
-        return f"n={high} examples"
-    small = ", ".join(f"{t.task} {int(t.n)}" for t in tasks.itertuples() if t.n < high)
-    return f"n={high} examples per task, fewer where the test split holds fewer ({small})"
-
-
-def _gap(row: Any, digits: int = 2, ci: bool = False) -> str:
-    """A gap_recovered cell: NA, the value (with its CI), † when unstable."""
-    if row is None or pd.isna(row.get("gap")):
-        return "NA"
-    bounds = ci and not (pd.isna(row.get("gap_lo")) and pd.isna(row.get("gap_hi")))
-    text = _ci(row, "gap", digits) if bounds else _fmt(row["gap"], digits)
-    return text + ("†" if str(row.get("unstable")) == "True" else "")
 
 
 def _current_flags(summary: dict[str, Any], tasks: pd.DataFrame, main: pd.DataFrame) -> dict[str, Any]:
@@ -179,11 +135,11 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for t in tasks.itertuples():
             cells = main[main.held_out == t.task].set_index("method")
-            values = [_fmt(cells.loc[m, "score"]) if m in cells.index and "score" in cells else "—" for m in methods]
-            gap_text = _gap(cells.loc[best].to_dict() if best in cells.index else None)
-            lines.append(f"| {t.domain} | {t.task} | {_fmt(getattr(t, 'base_y', math.nan))} | " + " | ".join(values)
-                         + f" | {_fmt(getattr(t, 'oracle', math.nan))} | {gap_text} |")
-        lines += ["", f"Scores are {tasks.metric.iloc[0]} (the task's primary metric) on {_n_text(tasks)}. "
+            values = [fmt(cells.loc[m, "score"]) if m in cells.index and "score" in cells else "—" for m in methods]
+            gap_text = gap_cell(cells.loc[best].to_dict() if best in cells.index else None)
+            lines.append(f"| {t.domain} | {t.task} | {fmt(getattr(t, 'base_y', math.nan))} | " + " | ".join(values)
+                         + f" | {fmt(getattr(t, 'oracle', math.nan))} | {gap_text} |")
+        lines += ["", f"Scores are {tasks.metric.iloc[0]} (the task's primary metric) on {sample_sizes(tasks)}. "
                   + rules_text(min_effect), ""]
         figures.append(main_figure(main, tasks, methods, out / "main_table.png"))
         lines += ["![Main table](main_table.png)", ""]
@@ -192,24 +148,24 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for t in tasks.itertuples():
             cells = main[main.held_out == t.task].set_index("method")
-            gaps = [_gap(cells.loc[m].to_dict(), ci=True) if m in cells.index else "—" for m in methods]
+            gaps = [gap_cell(cells.loc[m].to_dict(), ci=True) if m in cells.index else "—" for m in methods]
             row = t._asdict()
             na, unstable = row.get("gap_na_rule"), row.get("gap_unstable_rule")
             rule = (f"NA: {RULES.get(na, na)}" if isinstance(na, str) and na else
                     f"† {RULES.get(unstable, unstable)}" if isinstance(unstable, str) and unstable else "")
-            lines.append(f"| {t.task} | {_ci(row, 'oracle_gain')} | {rule} | " + " | ".join(gaps) + " |")
+            lines.append(f"| {t.task} | {ci_cell(row, 'oracle_gain')} | {rule} | " + " | ".join(gaps) + " |")
         lines.append("")
 
     # ---- summary -------------------------------------------------------------------------
     lines += ["## Summary (seed 000's success criteria)", ""]
     best = summary.get("best_learned_method")
     lines += [f"- Best learned method minus the mean translator, averaged over held-out tasks: "
-              f"`{_fmt(summary.get('best_learned_minus_mean'), 3)}` ({best}).",
+              f"`{fmt(summary.get('best_learned_minus_mean'), 3)}` ({best}).",
               f"- Domain-average gap recovered ({best}): `" + json.dumps(
                   {d: (None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 3))
                    for d, v in (summary.get("best_domain_gap_recovered") or {}).items()}) + "` (NA and unstable cells left out; "
               "null = no task of the domain has a stable gap).",
-              f"- gap_recovered is NA on {len(summary['gap_na'])} of {summary['tasks']} tasks{_rule_counts(tasks)} "
+              f"- gap_recovered is NA on {len(summary['gap_na'])} of {summary['tasks']} tasks{rule_counts(tasks)} "
               f"and unstable on {len(summary.get('gap_unstable', {}))}"
               + (f" ({', '.join(summary['gap_unstable'])})" if summary.get("gap_unstable") else "") + ".", ""]
     header = ["method", "mean score", "minus mean translator", "mean gap recovered (stable cells; unstable)",
@@ -218,10 +174,10 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in methods:
         s = summary["methods"][m]
-        lines.append(f"| {m} | {_fmt(s['mean_score'])} | {_fmt(s['minus_mean_translator'], 3)} | "
-                     f"{_fmt(s['mean_gap_recovered'], 2)} ({s['gap_defined_on']}; {s.get('gap_unstable', 0)}) | "
-                     f"{_fmt(s['mean_update_cosine'], 3)} | "
-                     f"{_fmt(s.get('mean_norm_ratio', math.nan), 2)} | {_fmt(s['mean_fit_seconds'], 2)} |")
+        lines.append(f"| {m} | {fmt(s['mean_score'])} | {fmt(s['minus_mean_translator'], 3)} | "
+                     f"{fmt(s['mean_gap_recovered'], 2)} ({s['gap_defined_on']}; {s.get('gap_unstable', 0)}) | "
+                     f"{fmt(s['mean_update_cosine'], 3)} | "
+                     f"{fmt(s.get('mean_norm_ratio', math.nan), 2)} | {fmt(s['mean_fit_seconds'], 2)} |")
     lines.append("")
     if methods:
         figures.append(summary_figure(main, methods, out / "summary.png"))
@@ -267,9 +223,9 @@ def _write_report(run: Path, out: str | Path | None = None) -> list[Path]:
                   "|---|---|---|" + "---|" * len(set(matrix.model))]
         for (task, model), group in matrix.groupby(["task", "model"], sort=False):
             cells = {r.trained_on_model: r for r in group.itertuples()}
-            values = [_fmt(cells[m].score) + (" (translated)" if cells[m].translated else "") if m in cells else "—"
+            values = [fmt(cells[m].score) + (" (translated)" if cells[m].translated else "") if m in cells else "—"
                       for m in sorted(set(matrix.model))]
-            lines.append(f"| {task} | {model} | {_fmt(cells['-'].score) if '-' in cells else '—'} | "
+            lines.append(f"| {task} | {model} | {fmt(cells['-'].score) if '-' in cells else '—'} | "
                          + " | ".join(values) + " |")
         lines.append("")
 
@@ -297,10 +253,10 @@ def _scaling_table(trans: pd.DataFrame) -> list[str]:
             gaps = stable_gaps(group)
             evaluated = group.dropna(subset=["score"]).held_out.nunique() if "score" in group else 0
             lines.append(f"| {name} | {int(value)} | {group.held_out.nunique()} ({evaluated}) | "
-                         f"{_fmt(group.score.mean()) if 'score' in group else 'NA'} | "
-                         f"{_fmt(group.gain.mean()) if 'gain' in group else 'NA'} | "
-                         f"{_fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
-                         f"{_fmt(group.centered_cosine.mean())} |")
+                         f"{fmt(group.score.mean()) if 'score' in group else 'NA'} | "
+                         f"{fmt(group.gain.mean()) if 'gain' in group else 'NA'} | "
+                         f"{fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
+                         f"{fmt(group.centered_cosine.mean())} |")
     return lines + [""]
 
 
@@ -314,24 +270,10 @@ def _domain_table(cross: pd.DataFrame, main: pd.DataFrame) -> list[str]:
         skipped = len(group) - len(ran)
         evaluated = ran.dropna(subset=["score"]).held_out.nunique() if "score" in ran else 0
         lines.append(f"| {domain} | {pool} | {len(ran)} ({evaluated}) | "
-                     f"{_fmt(ran.gain.mean()) if 'gain' in ran and len(ran) else 'NA'} | "
-                     f"{_fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
-                     f"{_fmt(ran.centered_cosine.mean()) if len(ran) else 'NA'} | {skipped or ''} |")
+                     f"{fmt(ran.gain.mean()) if 'gain' in ran and len(ran) else 'NA'} | "
+                     f"{fmt(gaps.mean(), 2) if len(gaps) else 'NA'} ({len(gaps)}) | "
+                     f"{fmt(ran.centered_cosine.mean()) if len(ran) else 'NA'} | {skipped or ''} |")
     return lines + [""]
-
-
-def _rule_counts(tasks: pd.DataFrame) -> str:
-    """' (2 wrong sign, 7 below the minimum effect, ...)' from the tasks' NA rules."""
-    if "gap_na_rule" not in tasks:
-        return ""
-    counts = tasks.gap_na_rule.fillna("").astype(str).value_counts()
-    parts = [f"{counts[k]} {v}" for k, v in RULES.items() if k in counts]
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def finite_mean_local(values: list[float]) -> float:
-    kept = [v for v in values if v is not None and not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan
 
 
 def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataFrame,
@@ -376,7 +318,7 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
                             if ridge.loo_error.mean() >= (n / (n - 1)) ** 2 - 0.02 else "."))
     shrunk = [m for m, s in methods.items() if m in LEARNED and (s.get("mean_norm_ratio") or 1) < 0.8]
     if shrunk:
-        ratio = finite_mean_local([methods[m]["mean_norm_ratio"] for m in shrunk])
+        ratio = finite_mean([methods[m]["mean_norm_ratio"] for m in shrunk])
         notes.append(f"- Predictions are shrunk: the learned methods' updates are on average {ratio:.2f}x the oracle's "
                      "size. A ridge chosen by leave-one-out that finds no X→Y signal returns (nearly) the mean "
                      "adapter, and averaging anchors cancels their task-specific directions; a small update need "
@@ -384,7 +326,7 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
     if "subspace_projection" in methods:
         s = methods["subspace_projection"]
         notes.append(f"- The training-free subspace projection maps X's i-th singular direction onto Y's; its mean update "
-                     f"cosine to the oracle is {_fmt(s['mean_update_cosine'])}: across model families those directions "
+                     f"cosine to the oracle is {fmt(s['mean_update_cosine'])}: across model families those directions "
                      "do not correspond, so it is a floor, not a competitor.")
     if len(trans) and "centered_cosine" in trans:
         main = trans[(trans.experiment == "main") & trans.method.isin(LEARNED)]
@@ -394,7 +336,7 @@ def _failure_notes(summary: dict[str, Any], tasks: pd.DataFrame, trans: pd.DataF
                        "task's update" if value < 0.3 else "the direction is partly right, yet a right direction in "
                        "update space need not change the model's decisions")
             notes.append(f"- In update space the learned predictions depart from the mean adapter with a mean centred "
-                         f"cosine of {_fmt(value)} to the oracle's departure (1 = its direction exactly, 0 = unrelated): "
+                         f"cosine of {fmt(value)} to the oracle's departure (1 = its direction exactly, 0 = unrelated): "
                          f"{reading}.")
     if len(tasks) and "n" in tasks:
         low, high = int(tasks.n.min()), int(tasks.n.max())

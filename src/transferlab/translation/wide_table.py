@@ -219,7 +219,8 @@ def is_imported(run_dir: Path) -> bool:
 def report_lines(run_dir: Path) -> list[str]:
     """The imported table's gap_recovered table with its flags and the summary numbers,
     recomputed from the tables under the current rules (as the study's report does)."""
-    from transferlab.translation.report import ORDER, _ci, _fmt, _gap, _rule_counts
+    from transferlab.translation.report import ORDER
+    from transferlab.translation.report_cells import ci_cell, fmt, gap_cell, rule_counts
     from transferlab.translation.gaps import RULES
     from transferlab.translation.summarise import _summary
 
@@ -244,18 +245,18 @@ def report_lines(run_dir: Path) -> list[str]:
         na, unstable = t.get("gap_na_rule"), t.get("gap_unstable_rule")
         rule = (f"NA: {RULES.get(na, na)}" if isinstance(na, str) and na else
                 f"† {RULES.get(unstable, unstable)}" if isinstance(unstable, str) and unstable else "")
-        gaps = [_gap(cells.loc[m].to_dict()) if m in cells.index else "—" for m in methods]
-        gain = _ci(t, "oracle_gain") if not pd.isna(t.get("oracle_gain_lo", math.nan)) else _fmt(t.get("oracle_gain"))
-        source = [_fmt(cells["published_gap_recovered"].iloc[0])] if published and len(cells) else []
-        lines.append(f"| {t['domain']} | {t['task']} | {_fmt(t.get('base_y'))} | {_fmt(t.get('oracle'))} | "
+        gaps = [gap_cell(cells.loc[m].to_dict()) if m in cells.index else "—" for m in methods]
+        gain = ci_cell(t, "oracle_gain") if not pd.isna(t.get("oracle_gain_lo", math.nan)) else fmt(t.get("oracle_gain"))
+        source = [fmt(cells["published_gap_recovered"].iloc[0])] if published and len(cells) else []
+        lines.append(f"| {t['domain']} | {t['task']} | {fmt(t.get('base_y'))} | {fmt(t.get('oracle'))} | "
                      f"{gain} | {rule} | " + " | ".join(gaps + source) + " |")
     domain_gaps = {d: (None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 3))
                    for d, v in (summary.get("best_domain_gap_recovered") or {}).items()}
     lines += ["", "## Summary (seed 000's success criteria)", "",
               f"- Best learned method minus the mean translator, averaged over held-out tasks: "
-              f"`{_fmt(summary.get('best_learned_minus_mean'), 3)}` ({best}).",
+              f"`{fmt(summary.get('best_learned_minus_mean'), 3)}` ({best}).",
               f"- Domain-average gap recovered ({best}): `{json.dumps(domain_gaps)}` (NA and unstable cells left out).",
-              f"- gap_recovered is NA on {len(summary['gap_na'])} of {summary['tasks']} tasks{_rule_counts(tasks)} "
+              f"- gap_recovered is NA on {len(summary['gap_na'])} of {summary['tasks']} tasks{rule_counts(tasks)} "
               f"and unstable on {len(summary['gap_unstable'])}"
               + (f" ({', '.join(summary['gap_unstable'])})" if summary["gap_unstable"] else "") + ".", "",
               "| method | mean score | minus mean translator | mean gap recovered (stable cells; unstable) |",
@@ -263,8 +264,8 @@ def report_lines(run_dir: Path) -> list[str]:
     for m in methods:
         s = summary["methods"].get(m)
         if s:
-            lines.append(f"| {m} | {_fmt(s['mean_score'])} | {_fmt(s['minus_mean_translator'], 3)} | "
-                         f"{_fmt(s['mean_gap_recovered'], 2)} ({s['gap_defined_on']}; {s['gap_unstable']}) |")
+            lines.append(f"| {m} | {fmt(s['mean_score'])} | {fmt(s['minus_mean_translator'], 3)} | "
+                         f"{fmt(s['mean_gap_recovered'], 2)} ({s['gap_defined_on']}; {s['gap_unstable']}) |")
     return lines + ["", rules_text(effect)]
 
 
