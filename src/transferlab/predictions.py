@@ -109,3 +109,11 @@ def example_records(evaluation: dict[str, Any], task: Task | None = None) -> lis
             "scores": {m: values[i] for m, values in evaluation["scores"].items()},
             "weights": {m: w[i] for m, w in weights.items()}})
     return records
+
+
+def gained_cells(cells: Any) -> Any:
+    """The rows of a gain table (columns `value`, optional `degenerate`) above zero and not
+    degenerate predictors: the candidates for a report's "largest transfer" (a zero, a loss or
+    an answer prior's gain is none)."""
+    gained = cells[cells["value"] > 0]
+    return gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained

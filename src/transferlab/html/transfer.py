@@ -24,6 +24,7 @@ from transferlab.html.examples import CAP, changed_examples
 from transferlab.html.markdown import markdown_section
 from transferlab.html.page import PAGE, Page, esc, write_page, write_summary
 from transferlab.html.tables import Cell, ci_text, frame_table, missing, number, table
+from transferlab.predictions import gained_cells
 
 KINDS = ("", "gain:", "efficiency:", "relative:")
 # kind -> (name, diverging, centre)
@@ -123,10 +124,7 @@ def _headline(pairs: list[tuple[str, str, Any]], mark: Callable) -> list[tuple[s
         if len(off):
             out.append((f"{prefix}significant transfer (off-diagonal)",
                         f"+{len(up)} / −{len(down)} of {len(off)} cells"))
-            # as transfer.analysis.gained_cells (html sits below the studies): a zero or a degenerate cell is no "largest"
-            gained = off[off["value"] > 0]
-            gained = gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained
-            best = gained.sort_values("value").tail(1)
+            best = gained_cells(off).sort_values("value").tail(1)  # a zero or a degenerate cell is no "largest"
             if len(best):
                 b = best.iloc[0]
                 out.append((f"{prefix}largest transfer", f"{b['trained_on']} → {b['evaluated_on']}: "

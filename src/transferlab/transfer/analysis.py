@@ -230,13 +230,6 @@ def _only(frame: pd.DataFrame, column: str, wanted: str | None) -> pd.DataFrame:
 
 
 # ---- seed 002 analyses -----------------------------------------------------------------
-def gained_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    """The gain cells above zero that are not degenerate predictors: the candidates for a report's
-    "largest transfer" (a zero, a loss or an answer prior's gain is none)."""
-    gained = cells[cells["value"] > 0]
-    return gained[~gained["degenerate"].astype(bool)] if "degenerate" in gained else gained
-
-
 def asymmetry(results: pd.DataFrame, metric_kind: str = "gain") -> pd.DataFrame:
     """A→B against B→A for every unordered pair of tasks with both transfer directions.
 

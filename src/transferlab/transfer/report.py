@@ -14,8 +14,8 @@ import pandas as pd
 
 from transferlab.errors import TransferlabError
 from transferlab.engine.store import NONE
-from transferlab.predictions import DEGENERATE_SHARE, is_degenerate
-from transferlab.transfer.analysis import ALPHA, gained_cells, primary_metric
+from transferlab.predictions import DEGENERATE_SHARE, gained_cells, is_degenerate
+from transferlab.transfer.analysis import ALPHA, primary_metric
 from transferlab.transfer.secondary import secondary_report
 
 

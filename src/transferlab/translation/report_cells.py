@@ -5,6 +5,7 @@ invocations. Shared by the study's report and the wide-table (imported) report."
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -30,8 +31,6 @@ def ci_cell(row: Any, col: str, digits: int = 3) -> str:
 def busy_seconds(runs: list[dict[str, Any]]) -> float:
     """Wall time of a run's invocations: the union of their [finished - wall, finished] spans,
     so two workers on one spec at once count once, and a pause between sittings not at all."""
-    from datetime import datetime
-
     spans = sorted((end - r["wall_seconds"], end) for r in runs
                    for end in [datetime.fromisoformat(r["finished"]).timestamp()])
     total, reach = 0.0, -math.inf
